@@ -1,0 +1,159 @@
+"""Compatibility fixes for the pinned OpenMMLab stack on a current PyTorch.
+
+Every fix here is small, idempotent, applied when :mod:`mmmoma` is imported
+(except :func:`setup_cpu_distributed`, which the training tools call), and has
+a test in ``tests/test_compat.py``.
+
+1. ``torch.load`` safe globals. Since torch 2.6, ``torch.load`` defaults to
+   ``weights_only=True``. mmengine 0.10.7 calls ``torch.load`` without the
+   argument, and its training checkpoints pickle a few non-tensor objects
+   (``HistoryBuffer`` from the message hub, numpy arrays / scalars / dtypes),
+   so ``--resume`` fails with "Weights only load failed". Instead of turning
+   safe loading off, we allow-list exactly those classes with
+   :func:`torch.serialization.add_safe_globals`; everything else is still
+   refused. ``HistoryBuffer`` pickles its statistics methods as
+   ``getattr(HistoryBuffer, 'min')``; rather than allowing the builtin
+   ``getattr``, the name is bound to :func:`_history_buffer_getattr`, which
+   resolves only those methods.
+2. ``mmcv.adjust_hue`` under numpy >= 2. mmcv 2.1.0 shifts the hue channel
+   by ``np.uint8(hue_factor * 255)``; numpy < 2 wrapped a negative shift
+   around (-12 -> 244), numpy >= 2 raises ``OverflowError``, so
+   ``ColorJitter(hue > 0)`` (MoCo v3, BYOL pipelines) crashes on about half
+   of the images. :func:`_patch_adjust_hue` applies the same shift modulo 256
+   for negative factors and leaves mmcv's code path for the others.
+3. Distributed training on a CPU-only machine (gloo). mmengine's
+   ``init_dist('pytorch')`` calls ``torch.cuda.set_device`` unconditionally and
+   the Runner gives DDP ``device_ids=[LOCAL_RANK]``, which DDP refuses for CPU
+   modules. :func:`setup_cpu_distributed` initialises the gloo process group
+   itself and sets ``model_wrapper_cfg.device_ids=None``.
+"""
+import os
+import pickle
+from typing import List
+
+import numpy as np
+import torch
+import torch.distributed as torch_dist
+
+__all__ = ['checkpoint_safe_globals', 'setup_cpu_distributed']
+
+
+def checkpoint_safe_globals() -> List[object]:
+    """Classes / functions an mmengine training checkpoint needs to unpickle.
+
+    Returns:
+        list: objects passed to :func:`torch.serialization.add_safe_globals`.
+    """
+    from mmengine.logging import HistoryBuffer
+    numpy_core = getattr(np, '_core', None) or np.core
+    safe: List[object] = [
+        HistoryBuffer,
+        np.ndarray,
+        np.dtype,
+        numpy_core.multiarray._reconstruct,
+        numpy_core.multiarray.scalar,
+    ]
+    # numpy >= 1.25 pickles dtypes as instances of per-type classes.
+    dtypes_module = getattr(np, 'dtypes', None)
+    if dtypes_module is not None:
+        safe += [
+            getattr(dtypes_module, name) for name in dir(dtypes_module)
+            if name.endswith('DType')
+        ]
+    return safe
+
+
+def _history_buffer_getattr(owner: object, name: str) -> object:
+    """``getattr`` restricted to ``HistoryBuffer``'s statistics methods."""
+    from mmengine.logging import HistoryBuffer
+    if owner is HistoryBuffer and name in ('min', 'max', 'current', 'mean'):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'mmmoma safe loading: getattr({owner!r}, {name!r}) is not allowed; '
+        'only HistoryBuffer statistics methods are')
+
+
+def _allow_checkpoint_globals() -> None:
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
+    if add_safe_globals is not None:  # torch >= 2.4
+        add_safe_globals(checkpoint_safe_globals())
+        add_safe_globals([(_history_buffer_getattr, 'builtins.getattr')])
+
+
+def _shift_hue(img: np.ndarray, hue_factor: float, backend: str) -> np.ndarray:
+    """mmcv's hue shift, wrapping negative shifts as numpy < 2 did."""
+    import cv2
+    from PIL import Image
+    shift = int(hue_factor * 255) % 256
+    if backend == 'pillow':
+        rgb = Image.fromarray(np.ascontiguousarray(img[..., ::-1]), 'RGB')
+        hue, sat, val = rgb.convert('HSV').split()
+        hue = Image.fromarray(
+            ((np.asarray(hue, np.int32) + shift) % 256).astype(np.uint8), 'L')
+        shifted = Image.merge('HSV', (hue, sat, val)).convert('RGB')
+        return np.array(shifted, dtype=img.dtype)[..., ::-1]
+    hsv = cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_BGR2HSV_FULL)
+    hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + shift) % 256).astype(
+        np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR_FULL).astype(img.dtype)
+
+
+def _patch_adjust_hue() -> None:
+    import mmcv
+    import mmcv.image
+    import mmcv.image.photometric as photometric
+    original = photometric.adjust_hue
+    if getattr(original, 'mmmoma_patched', False):
+        return
+
+    def adjust_hue(img: np.ndarray, hue_factor: float, backend=None):
+        if hue_factor >= 0 or not -0.5 <= hue_factor:
+            return original(img, hue_factor, backend)  # incl. its errors
+        backend = backend or photometric.imread_backend
+        if backend not in ('cv2', 'pillow') or not isinstance(
+                img, np.ndarray) or img.ndim != 3:
+            return original(img, hue_factor, backend)
+        return _shift_hue(img, hue_factor, backend)
+
+    adjust_hue.__doc__ = original.__doc__
+    adjust_hue.mmmoma_patched = True
+    adjust_hue.original = original
+    for module in (mmcv, mmcv.image, photometric):
+        module.adjust_hue = adjust_hue
+
+
+def setup_cpu_distributed(cfg, launcher: str) -> bool:
+    """Prepare gloo distributed training when no GPU is available.
+
+    Must be called before the Runner is built. It does nothing when CUDA is
+    available or when ``launcher == 'none'``.
+
+    Args:
+        cfg (Config): the training config; ``model_wrapper_cfg`` is set to
+            ``MMDistributedDataParallel`` with ``device_ids=None`` unless the
+            config already sets ``device_ids``.
+        launcher (str): 'none', 'pytorch', 'slurm' or 'mpi'.
+
+    Returns:
+        bool: True when a CPU (gloo) process group was set up.
+    """
+    if launcher == 'none' or torch.cuda.is_available():
+        return False
+    if launcher != 'pytorch':
+        raise ValueError(
+            f'CPU-only distributed training supports launcher="pytorch" '
+            f'(torchrun), got launcher={launcher!r}')
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(
+            backend='gloo',
+            rank=int(os.environ['RANK']),
+            world_size=int(os.environ['WORLD_SIZE']))
+    wrapper_cfg = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper_cfg.setdefault('type', 'MMDistributedDataParallel')
+    wrapper_cfg.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper_cfg
+    return True
+
+
+_allow_checkpoint_globals()
+_patch_adjust_hue()

@@ -1,0 +1,394 @@
+"""Digit scenes: a small, real-image classification set for demos and tests.
+
+Every image is a real handwritten digit from scikit-learn's ``load_digits``
+(1,797 scans, 8×8, 10 classes) pasted onto a real photograph from
+scikit-learn's ``load_sample_images`` (two 427×640 photos), so the set needs
+no download and is fully determined by its parameters.
+
+One image (``img_size`` × ``img_size``, RGB) is made by
+
+1. cropping a random square (side ``crop_size_range``) out of one of the two
+   photographs, resizing it to ``img_size``, blurring it (Gaussian,
+   ``blur_radius``) and pulling its contrast towards its mean
+   (``background_contrast``);
+2. rescaling one digit to a random side in ``digit_size_range`` and using its
+   normalised intensity as the alpha mask;
+3. drawing a random ink colour whose luminance differs from the mean
+   luminance of the background under the digit by at least
+   ``min_ink_contrast``, and alpha-blending it at a random position.
+
+The train and val splits use disjoint digits, stratified by class. The output
+follows mmpretrain's ``CustomDataset`` folder layout::
+
+    out_dir/
+        train/0/*.png ... train/9/*.png
+        val/0/*.png   ... val/9/*.png
+        meta.json     # parameters, counts, source digit indices
+
+Generation is deterministic: the same parameters give byte-identical PNGs.
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, List, NamedTuple, Sequence, Tuple
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+# Bump when the drawing procedure changes, so that stale sets get rebuilt.
+GENERATOR_VERSION = 1
+META_FILENAME = 'meta.json'
+CLASS_NAMES = tuple(str(digit) for digit in range(10))
+SPLITS = ('train', 'val')
+# ITU-R BT.601 luma weights, for "contrast with the local background".
+_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
+# Random ink colours tried per image (rejection sampling of the contrast).
+_INK_CANDIDATES = 1024
+_PROGRESS_STEP = 100  # images per progress-bar update
+
+
+def _load_sources() -> Tuple[np.ndarray, np.ndarray, List[np.ndarray]]:
+    """Load scikit-learn's digits and sample photographs.
+
+    Returns:
+        tuple: ``digits`` (1797, 8, 8) float in [0, 1], ``labels`` (1797,)
+        int, and the list of photographs, each (H, W, 3) uint8.
+    """
+    from sklearn.datasets import load_digits, load_sample_images
+
+    digits = load_digits()
+    photos = load_sample_images().images
+    return (digits.images.astype(np.float64) / 16.0,
+            digits.target.astype(np.int64), list(photos))
+
+
+def _proportional_quotas(class_counts: np.ndarray, total: int) -> np.ndarray:
+    """Split ``total`` over classes proportionally to ``class_counts``.
+
+    Largest-remainder rounding; ties go to the lower class index.
+    """
+    exact = class_counts * total / class_counts.sum()
+    quotas = np.floor(exact).astype(np.int64)
+    remainders = exact - quotas
+    order = sorted(range(len(class_counts)), key=lambda c: (-remainders[c], c))
+    for c in order[:total - quotas.sum()]:
+        quotas[c] += 1
+    return quotas
+
+
+def split_digit_indices(labels: np.ndarray, num_train: int, num_val: int,
+                        seed: int) -> Dict[str, np.ndarray]:
+    """Stratified, disjoint train / val split of digit indices.
+
+    Args:
+        labels (np.ndarray): (N,) class index of every digit.
+        num_train (int): Number of train digits.
+        num_val (int): Number of val digits; ``num_train + num_val <= N``.
+        seed (int): Seed of the shuffle inside each class.
+
+    Returns:
+        dict[str, np.ndarray]: ``{'train': (num_train,), 'val': (num_val,)}``
+        sorted digit indices; every class gets a share proportional to its
+        frequency and no index appears in both splits.
+    """
+    if num_train < 0 or num_val < 0:
+        raise ValueError('num_train and num_val must be >= 0, got '
+                         f'num_train={num_train}, num_val={num_val}')
+    if num_train + num_val > len(labels):
+        raise ValueError(f'num_train + num_val = {num_train + num_val} '
+                         f'exceeds the {len(labels)} available digits')
+    class_counts = np.bincount(labels, minlength=len(CLASS_NAMES))
+    train_quotas = _proportional_quotas(class_counts, num_train)
+    val_quotas = _proportional_quotas(class_counts, num_val)
+    rng = np.random.default_rng(seed)
+    split = {'train': [], 'val': []}
+    for c in range(len(class_counts)):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        if train_quotas[c] + val_quotas[c] > len(members):
+            raise ValueError(f'class {c} has {len(members)} digits, fewer '
+                             f'than its train + val quota '
+                             f'{train_quotas[c]} + {val_quotas[c]}')
+        split['train'].append(members[:train_quotas[c]])
+        split['val'].append(
+            members[train_quotas[c]:train_quotas[c] + val_quotas[c]])
+    return {
+        name: np.sort(np.concatenate(parts))
+        for name, parts in split.items()
+    }
+
+
+class DigitScene(NamedTuple):
+    """One rendered scene and how it was composed.
+
+    Attributes:
+        image (np.ndarray): (S, S, 3) uint8 RGB scene.
+        background (np.ndarray): (S, S, 3) float64 background before the
+            digit was drawn.
+        alpha (np.ndarray): (S, S) float64 digit opacity in [0, 1] (zero
+            outside the digit's box).
+        ink (np.ndarray): (3,) float64 RGB ink colour.
+    """
+    image: np.ndarray
+    background: np.ndarray
+    alpha: np.ndarray
+    ink: np.ndarray
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """Luminance in [0, 255] of (..., 3) RGB values in [0, 255]."""
+    return rgb @ _LUMA_WEIGHTS
+
+
+def render_digit_scene(digit: np.ndarray, photos: Sequence[np.ndarray],
+                       rng: np.random.Generator, img_size: int,
+                       digit_size_range: Tuple[int, int],
+                       crop_size_range: Tuple[int, int], blur_radius: float,
+                       background_contrast: float,
+                       min_ink_contrast: float) -> DigitScene:
+    """Draw one digit scene.
+
+    Args:
+        digit (np.ndarray): (8, 8) digit intensities in [0, 1].
+        photos (Sequence[np.ndarray]): Photographs, each (H, W, 3) uint8.
+        rng (np.random.Generator): Source of every random choice.
+        img_size (int): Side of the output image.
+        digit_size_range (tuple[int, int]): Inclusive range of the digit side.
+        crop_size_range (tuple[int, int]): Inclusive range of the side of the
+            square crop taken from the photograph.
+        blur_radius (float): Gaussian blur radius in output pixels.
+        background_contrast (float): Factor in (0, 1] applied to the
+            background's deviation from its mean colour.
+        min_ink_contrast (float): Minimum luminance difference (0–255) between
+            the ink and the mean background under the digit.
+
+    Returns:
+        DigitScene: the (img_size, img_size, 3) uint8 RGB image and its
+        background, digit opacity and ink colour.
+    """
+    # 1. Background: blurred, contrast-reduced random crop of a photograph.
+    photo = photos[rng.integers(len(photos))]
+    height, width = photo.shape[:2]
+    crop_size = int(rng.integers(crop_size_range[0], crop_size_range[1] + 1))
+    top = int(rng.integers(height - crop_size + 1))
+    left = int(rng.integers(width - crop_size + 1))
+    crop = Image.fromarray(photo[top:top + crop_size, left:left + crop_size])
+    crop = crop.resize((img_size, img_size), Image.Resampling.BILINEAR)
+    if blur_radius > 0:
+        crop = crop.filter(ImageFilter.GaussianBlur(blur_radius))
+    background = np.asarray(crop, dtype=np.float64)
+    mean_colour = background.reshape(-1, 3).mean(axis=0)
+    background = mean_colour + background_contrast * (background - mean_colour)
+
+    # 2. Digit alpha mask at a random size and position.
+    digit_size = int(
+        rng.integers(digit_size_range[0], digit_size_range[1] + 1))
+    alpha = Image.fromarray(digit.astype(np.float32), mode='F').resize(
+        (digit_size, digit_size), Image.Resampling.BICUBIC)
+    alpha = np.clip(np.asarray(alpha, dtype=np.float64), 0.0, 1.0)
+    top = int(rng.integers(img_size - digit_size + 1))
+    left = int(rng.integers(img_size - digit_size + 1))
+    region = (slice(top, top + digit_size), slice(left, left + digit_size))
+
+    # 3. Ink colour contrasting with the local background.
+    local_luma = _luma(background[region].reshape(-1, 3).mean(axis=0))
+    candidates = rng.uniform(0, 255, size=(_INK_CANDIDATES, 3))
+    contrasting = np.abs(_luma(candidates) - local_luma) >= min_ink_contrast
+    if contrasting.any():  # the first contrasting random colour
+        ink = candidates[np.argmax(contrasting)]
+    else:  # (practically never) the extreme grey on the far side
+        ink = np.full(3, 255.0 if local_luma < 128 else 0.0)
+
+    full_alpha = np.zeros((img_size, img_size))
+    full_alpha[region] = alpha
+    scene = (1 - full_alpha[..., None]) * background + \
+        full_alpha[..., None] * ink
+    image = np.clip(np.rint(scene), 0, 255).astype(np.uint8)
+    return DigitScene(image, background, full_alpha, ink)
+
+
+def _expected_meta(num_train: int, num_val: int, img_size: int, seed: int,
+                   digit_size_range: Tuple[int, int],
+                   crop_size_range: Tuple[int, int], blur_radius: float,
+                   background_contrast: float,
+                   min_ink_contrast: float) -> dict:
+    return dict(
+        generator_version=GENERATOR_VERSION,
+        params=dict(
+            num_train=num_train,
+            num_val=num_val,
+            img_size=img_size,
+            seed=seed,
+            digit_size_range=list(digit_size_range),
+            crop_size_range=list(crop_size_range),
+            blur_radius=blur_radius,
+            background_contrast=background_contrast,
+            min_ink_contrast=min_ink_contrast))
+
+
+def _is_complete(out_dir: str, expected: dict) -> bool:
+    """Whether ``out_dir`` holds a complete set made with ``expected``."""
+    meta_path = osp.join(out_dir, META_FILENAME)
+    if not osp.isfile(meta_path):
+        return False
+    with open(meta_path) as f:
+        meta = json.load(f)
+    if any(meta.get(key) != value for key, value in expected.items()):
+        return False
+    for split in SPLITS:
+        for class_name, files in meta['files'][split].items():
+            if not all(
+                    osp.isfile(osp.join(out_dir, split, class_name, name))
+                    for name in files):
+                return False
+    return True
+
+
+def make_digit_scenes(out_dir: str,
+                      num_train: int = 1300,
+                      num_val: int = 497,
+                      img_size: int = 32,
+                      seed: int = 0,
+                      digit_size_range: Tuple[int, int] = (22, 30),
+                      crop_size_range: Tuple[int, int] = (64, 192),
+                      blur_radius: float = 1.0,
+                      background_contrast: float = 0.3,
+                      min_ink_contrast: float = 100.0,
+                      force: bool = False,
+                      show_progress: bool = True) -> dict:
+    """Write the digit-scenes classification set (see the module docstring).
+
+    Args:
+        out_dir (str): Output folder (``train/``, ``val/``, ``meta.json``).
+        num_train (int): Train images, one per distinct digit.
+            Defaults to 1300.
+        num_val (int): Val images, from digits disjoint from the train ones;
+            ``num_train + num_val <= 1797``. Defaults to 497.
+        img_size (int): Image side in pixels. Defaults to 32.
+        seed (int): Seed of the split and of every drawing choice.
+            Defaults to 0.
+        digit_size_range (tuple[int, int]): Inclusive range of the rescaled
+            digit's side; must fit in ``img_size``. Defaults to (22, 30).
+        crop_size_range (tuple[int, int]): Inclusive range of the side of the
+            photo crop used as background. Defaults to (64, 192).
+        blur_radius (float): Gaussian blur radius of the background, in output
+            pixels. Defaults to 1.0.
+        background_contrast (float): Contrast factor in (0, 1] of the
+            background. Defaults to 0.3.
+        min_ink_contrast (float): Minimum luminance difference (0–255) between
+            ink and local background. Defaults to 100.
+        force (bool): Regenerate even if ``out_dir`` already holds a complete
+            set with the same parameters. Defaults to False. Regenerating
+            deletes the PNG files in ``out_dir/{train,val}/<class>/``.
+        show_progress (bool): Show a progress bar. Defaults to True.
+
+    Returns:
+        dict: The content of ``meta.json``: ``generator_version``, ``params``,
+        ``counts`` (per split and class), ``digit_indices`` (per split, the
+        source indices into ``sklearn.datasets.load_digits()``) and ``files``
+        (per split and class), plus ``skipped`` (True when an existing set
+        was kept).
+    """
+    if img_size < 8:
+        raise ValueError(f'img_size must be >= 8, got {img_size}')
+    low, high = digit_size_range
+    if not 1 <= low <= high <= img_size:
+        raise ValueError('digit_size_range must satisfy 1 <= low <= high <= '
+                         f'img_size={img_size}, got {digit_size_range}')
+    if not 1 <= crop_size_range[0] <= crop_size_range[1]:
+        raise ValueError('crop_size_range must satisfy 1 <= low <= high, got '
+                         f'{crop_size_range}')
+    if not 0 < background_contrast <= 1:
+        raise ValueError('background_contrast must be in (0, 1], got '
+                         f'{background_contrast}')
+    if not 0 <= min_ink_contrast <= 127:
+        raise ValueError('min_ink_contrast must be in [0, 127], got '
+                         f'{min_ink_contrast}')
+
+    expected = _expected_meta(num_train, num_val, img_size, seed,
+                              tuple(digit_size_range), tuple(crop_size_range),
+                              blur_radius, background_contrast,
+                              min_ink_contrast)
+    if not force and _is_complete(out_dir, expected):
+        with open(osp.join(out_dir, META_FILENAME)) as f:
+            meta = json.load(f)
+        meta['skipped'] = True
+        return meta
+
+    digits, labels, photos = _load_sources()
+    if crop_size_range[1] > min(min(p.shape[:2]) for p in photos):
+        raise ValueError(f'crop_size_range {crop_size_range} exceeds the '
+                         'smallest photograph side '
+                         f'{min(min(p.shape[:2]) for p in photos)}')
+    split_indices = split_digit_indices(labels, num_train, num_val, seed)
+
+    # Remove a stale meta first: an interrupted run must not look complete.
+    meta_path = osp.join(out_dir, META_FILENAME)
+    if osp.exists(meta_path):
+        os.remove(meta_path)
+
+    progress = None
+    if show_progress:
+        from mmengine.utils import ProgressBar
+        progress = ProgressBar(num_train + num_val)
+    meta = dict(expected)
+    meta.update(counts={}, digit_indices={}, files={})
+    for split_code, split in enumerate(SPLITS):
+        indices = split_indices[split]
+        done_before = progress.completed if progress is not None else 0
+        files: Dict[str, List[str]] = {name: [] for name in CLASS_NAMES}
+        for class_name in CLASS_NAMES:
+            class_dir = osp.join(out_dir, split, class_name)
+            os.makedirs(class_dir, exist_ok=True)
+            for name in os.listdir(class_dir):  # drop files of an older set
+                if name.endswith('.png'):
+                    os.remove(osp.join(class_dir, name))
+        for count, digit_index in enumerate(indices, start=1):
+            # One independent stream per image: (seed, split, digit).
+            rng = np.random.default_rng([seed, split_code, int(digit_index)])
+            scene = render_digit_scene(
+                digits[digit_index], photos, rng, img_size,
+                tuple(digit_size_range), tuple(crop_size_range), blur_radius,
+                background_contrast, min_ink_contrast).image
+            class_name = CLASS_NAMES[labels[digit_index]]
+            filename = f'digit_{int(digit_index):04d}.png'
+            Image.fromarray(scene).save(
+                osp.join(out_dir, split, class_name, filename))
+            files[class_name].append(filename)
+            at_step = count % _PROGRESS_STEP == 0 or count == len(indices)
+            if progress is not None and at_step:
+                progress.update(count - progress.completed + done_before)
+        meta['counts'][split] = {k: len(v) for k, v in files.items()}
+        meta['digit_indices'][split] = [int(i) for i in indices]
+        meta['files'][split] = files
+    if progress is not None:
+        print()
+    with open(meta_path, 'w') as f:
+        json.dump(meta, f, indent=1)
+    meta['skipped'] = False
+    return meta
+
+
+def load_digit_scenes(data_root: str,
+                      split: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Read one split of a generated set into memory.
+
+    Args:
+        data_root (str): Folder written by :func:`make_digit_scenes`.
+        split (str): ``'train'`` or ``'val'``.
+
+    Returns:
+        tuple: ``images`` (N, H, W, 3) uint8 RGB and ``labels`` (N,) int64,
+        in the order of ``meta.json``.
+    """
+    if split not in SPLITS:
+        raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
+    with open(osp.join(data_root, META_FILENAME)) as f:
+        meta = json.load(f)
+    images, labels = [], []
+    for class_index, class_name in enumerate(CLASS_NAMES):
+        for name in meta['files'][split][class_name]:
+            with Image.open(osp.join(data_root, split, class_name,
+                                     name)) as img:
+                images.append(np.asarray(img.convert('RGB')))
+            labels.append(class_index)
+    return np.stack(images), np.asarray(labels, dtype=np.int64)

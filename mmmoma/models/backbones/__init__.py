@@ -1,0 +1,3 @@
+from .masked_vit import MaskedViT
+
+__all__ = ['MaskedViT']

@@ -1,0 +1,1 @@
+"""Heads (loss heads) of the pre-training algorithms."""

@@ -1,0 +1,1 @@
+"""Loss functions, written as pure functions of tensors."""

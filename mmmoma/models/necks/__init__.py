@@ -1,0 +1,1 @@
+"""Necks (projectors / predictors) of the pre-training algorithms."""

@@ -1,0 +1,1 @@
+"""Self-supervised algorithms (one file per paper)."""

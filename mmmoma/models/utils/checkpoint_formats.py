@@ -1,0 +1,551 @@
+"""Read ViT checkpoints in the formats mmmoma meets, and load them strictly.
+
+Recognised checkpoint formats (:func:`detect_checkpoint_format`):
+
+``'mae'``
+    The official MAE release (``mae_pretrain_vit_{base,large,huge}.pth``):
+    ``{'model': {timm ViT keys}}``. Any ``{'model': ...}`` file with timm ViT
+    keys is read the same way (MAE ``*_full.pth`` / visualisation files, MAE
+    fine-tuned models, the output of MoCo v3's ``convert_to_deit.py``).
+``'mocov3'``
+    The official MoCo v3 release (``vit-{s,b}-300ep.pth.tar``):
+    ``{'state_dict': {'module.base_encoder.*', 'module.momentum_encoder.*',
+    'module.predictor.*'}, ...}``. The encoder is ``module.base_encoder.*``
+    without its projector ``head.*``.
+``'mmpretrain'``
+    A training checkpoint of mmpretrain / mmmoma:
+    ``{'state_dict': {'backbone.*', 'neck.*', 'head.*', ...}, 'meta': ...}``.
+    A sub-module is taken by key prefix (``'backbone.'`` by default).
+``'backbone'``
+    A backbone-only file written by our converters
+    (``tools/model_converters/*.py``): ``{'state_dict': {mmpretrain
+    VisionTransformer keys}, 'meta': {'checkpoint_format': 'backbone', ...}}``.
+
+timm naming (both releases) is mapped to mmpretrain ``VisionTransformer``
+naming by :func:`timm_vit_to_mmpretrain`:
+
+============================  =========================================
+timm                          mmpretrain ``VisionTransformer``
+============================  =========================================
+``cls_token``, ``pos_embed``  unchanged
+``patch_embed.proj.*``        ``patch_embed.projection.*``
+``blocks.i.norm1.*``          ``layers.i.ln1.*``
+``blocks.i.attn.qkv.*``       ``layers.i.attn.qkv.*``
+``blocks.i.attn.proj.*``      ``layers.i.attn.proj.*``
+``blocks.i.ls1.gamma``        ``layers.i.attn.gamma1.weight``
+``blocks.i.norm2.*``          ``layers.i.ln2.*``
+``blocks.i.mlp.fc1.*``        ``layers.i.ffn.layers.0.0.*``
+``blocks.i.mlp.fc2.*``        ``layers.i.ffn.layers.1.*``
+``blocks.i.ls2.gamma``        ``layers.i.ffn.gamma2.weight``
+``norm.*`` (final norm)       ``ln1.*``
+``fc_norm.*`` (pooled norm)   ``ln2.*`` (``out_type='avg_featmap'``)
+============================  =========================================
+
+Keys of :data:`NON_ENCODER_KEY_PATTERNS` (MAE mask token and decoder,
+classifier heads / the MoCo v3 projector) are dropped and reported through
+the logger; any other key raises :class:`CheckpointFormatError` naming it.
+
+Errors:
+    :class:`CheckpointFormatError` (a ``ValueError``): the file is not in a
+    recognised format, or holds keys that cannot be mapped.
+    :class:`CheckpointMismatchError` (a ``RuntimeError``): the state dict does
+    not fit the module it is loaded into (missing, unexpected or
+    size-mismatched keys); the message names them (the first 20 of each
+    kind, with a count of the rest; all are in its attributes).
+"""
+import fnmatch
+import os
+import pickle
+import re
+from collections import OrderedDict
+from pathlib import Path
+from typing import (Dict, Iterable, Iterator, List, Mapping, Optional,
+                    Sequence, Tuple, Union)
+
+import torch
+from mmengine.logging import print_log
+from mmengine.utils import ProgressBar
+from torch import Tensor, nn
+
+__all__ = [
+    'CHECKPOINT_FORMATS', 'NON_ENCODER_KEY_PATTERNS', 'CheckpointFormatError',
+    'CheckpointMismatchError', 'timm_vit_to_mmpretrain',
+    'detect_checkpoint_format', 'load_checkpoint_file',
+    'load_backbone_state_dict', 'load_state_dict_strict',
+    'save_backbone_checkpoint', 'convert_to_backbone_checkpoint'
+]
+
+#: Formats :func:`detect_checkpoint_format` recognises, with their layout.
+CHECKPOINT_FORMATS: Dict[str, str] = OrderedDict(
+    mae="official MAE release: {'model': {timm ViT keys}}",
+    mocov3="official MoCo v3 release: {'state_dict': "
+    "{'module.base_encoder.*', 'module.momentum_encoder.*', "
+    "'module.predictor.*'}}",
+    mmpretrain="mmpretrain / mmmoma training checkpoint: "
+    "{'state_dict': {'backbone.*', 'neck.*', 'head.*', ...}}",
+    backbone="backbone-only file of tools/model_converters: "
+    "{'state_dict': {mmpretrain VisionTransformer keys}}",
+)
+
+#: timm-named keys that are not part of the ViT encoder. They are dropped by
+#: :func:`timm_vit_to_mmpretrain` (and reported), never mapped.
+NON_ENCODER_KEY_PATTERNS: Dict[str, str] = OrderedDict([
+    ('mask_token', 'MAE mask token (decoder input)'),
+    ('decoder_*', 'MAE decoder (decoder_embed, decoder_blocks, '
+     'decoder_norm, decoder_pred, decoder_pos_embed)'),
+    ('head.*', 'classifier head (timm / MAE fine-tuning) or MoCo v3 '
+     'projector'),
+])
+
+# Marker written into ``meta`` of backbone-only files.
+_BACKBONE_META_KEY = 'checkpoint_format'
+
+# timm key -> mmpretrain VisionTransformer key (re.fullmatch, re.sub syntax).
+_TIMM_TO_MMPRETRAIN_RULES: Tuple[Tuple['re.Pattern', str], ...] = tuple(
+    (re.compile(pattern), replacement) for pattern, replacement in (
+        (r'cls_token', 'cls_token'),
+        (r'pos_embed', 'pos_embed'),
+        (r'patch_embed\.proj\.(weight|bias)', r'patch_embed.projection.\1'),
+        (r'blocks\.(\d+)\.norm1\.(weight|bias)', r'layers.\1.ln1.\2'),
+        (r'blocks\.(\d+)\.attn\.(qkv|proj)\.(weight|bias)',
+         r'layers.\1.attn.\2.\3'),
+        (r'blocks\.(\d+)\.ls1\.gamma', r'layers.\1.attn.gamma1.weight'),
+        (r'blocks\.(\d+)\.norm2\.(weight|bias)', r'layers.\1.ln2.\2'),
+        (r'blocks\.(\d+)\.mlp\.fc1\.(weight|bias)',
+         r'layers.\1.ffn.layers.0.0.\2'),
+        (r'blocks\.(\d+)\.mlp\.fc2\.(weight|bias)',
+         r'layers.\1.ffn.layers.1.\2'),
+        (r'blocks\.(\d+)\.ls2\.gamma', r'layers.\1.ffn.gamma2.weight'),
+        (r'norm\.(weight|bias)', r'ln1.\1'),
+        (r'fc_norm\.(weight|bias)', r'ln2.\1'),
+    ))
+
+_MOCOV3_ENCODER_PREFIX = 'module.base_encoder.'
+_MAX_KEYS_IN_MESSAGE = 20
+
+
+class CheckpointFormatError(ValueError):
+    """A checkpoint is in no recognised format or has keys we cannot map."""
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A state dict does not fit the module it is loaded into.
+
+    Attributes:
+        missing_keys (list[str]): module keys the state dict lacks (beyond the
+            allowed ones).
+        unexpected_keys (list[str]): state-dict keys the module does not have.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        missing_keys: Sequence[str] = (),
+        unexpected_keys: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message)
+        self.missing_keys = list(missing_keys)
+        self.unexpected_keys = list(unexpected_keys)
+
+
+def _format_keys(keys: Sequence[str]) -> str:
+    """``'a', 'b', ... (+N more)`` for error messages."""
+    keys = list(keys)
+    shown = ', '.join(repr(key) for key in keys[:_MAX_KEYS_IN_MESSAGE])
+    if len(keys) > _MAX_KEYS_IN_MESSAGE:
+        shown += f', ... (+{len(keys) - _MAX_KEYS_IN_MESSAGE} more)'
+    return shown
+
+
+def _iter_keys(keys: Iterable[str], show_progress: bool) -> Iterator[str]:
+    """Iterate over ``keys``, with an mmengine progress bar if asked."""
+    keys = list(keys)
+    progress = ProgressBar(len(keys)) if show_progress and keys else None
+    for key in keys:
+        yield key
+        if progress is not None:
+            progress.update()
+    if progress is not None:
+        progress.file.write('\n')
+
+
+def _map_timm_key(key: str) -> Optional[str]:
+    """mmpretrain name of a timm ViT key, or None if no rule matches."""
+    for pattern, replacement in _TIMM_TO_MMPRETRAIN_RULES:
+        if pattern.fullmatch(key):
+            return pattern.sub(replacement, key)
+    return None
+
+
+def _non_encoder_pattern(key: str) -> Optional[str]:
+    """The :data:`NON_ENCODER_KEY_PATTERNS` entry ``key`` matches, if any."""
+    for pattern in NON_ENCODER_KEY_PATTERNS:
+        if fnmatch.fnmatchcase(key, pattern):
+            return pattern
+    return None
+
+
+def timm_vit_to_mmpretrain(state_dict: Mapping[str, Tensor],
+                           *,
+                           show_progress: bool = False) -> 'OrderedDict':
+    """Rename a timm-style ViT state dict to mmpretrain's names.
+
+    The table is in the module docstring. Keys matching
+    :data:`NON_ENCODER_KEY_PATTERNS` are dropped and reported via the logger.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): timm ViT keys (the ``'model'`` of an
+            MAE release, or MoCo v3's ``module.base_encoder.*`` with the
+            prefix removed).
+        show_progress (bool): show a progress bar over the keys.
+
+    Returns:
+        OrderedDict[str, Tensor]: the same tensors under mmpretrain
+        ``VisionTransformer`` names, in the input order.
+
+    Raises:
+        CheckpointFormatError: some keys are neither mappable nor known
+            non-encoder keys; the message names them (the first 20, then a
+            count).
+    """
+    converted: 'OrderedDict[str, Tensor]' = OrderedDict()
+    dropped: Dict[str, List[str]] = OrderedDict()
+    unknown: List[str] = []
+    for key in _iter_keys(state_dict.keys(), show_progress):
+        new_key = _map_timm_key(key)
+        if new_key is not None:
+            converted[new_key] = state_dict[key]
+            continue
+        pattern = _non_encoder_pattern(key)
+        if pattern is not None:
+            dropped.setdefault(pattern, []).append(key)
+        else:
+            unknown.append(key)
+    if unknown:
+        raise CheckpointFormatError(
+            f'{len(unknown)} key(s) of the timm ViT state dict cannot be '
+            f'mapped to mmpretrain VisionTransformer keys: '
+            f'{_format_keys(unknown)}. Mappable: cls_token, pos_embed, '
+            f'patch_embed.proj, blocks.i.{{norm1,attn.qkv,attn.proj,ls1,'
+            f'norm2,mlp.fc1,mlp.fc2,ls2}}, norm, fc_norm; dropped as '
+            f'non-encoder: {", ".join(NON_ENCODER_KEY_PATTERNS)}.')
+    for pattern, keys in dropped.items():
+        print_log(
+            f'Dropped {len(keys)} non-encoder key(s) matching {pattern!r} '
+            f'({NON_ENCODER_KEY_PATTERNS[pattern]}): {_format_keys(keys)}',
+            logger='current')
+    return converted
+
+
+def _looks_like_timm_vit(state_dict: Mapping[str, object]) -> bool:
+    return 'patch_embed.proj.weight' in state_dict
+
+
+def detect_checkpoint_format(checkpoint: Mapping[str, object]) -> str:
+    """Tell which of :data:`CHECKPOINT_FORMATS` a loaded checkpoint is.
+
+    Args:
+        checkpoint (dict): the object ``torch.load`` returned.
+
+    Returns:
+        str: ``'mae'``, ``'mocov3'``, ``'mmpretrain'`` or ``'backbone'``.
+
+    Raises:
+        CheckpointFormatError: none of them; the message lists the recognised
+            formats and what the checkpoint holds.
+    """
+    if isinstance(checkpoint, Mapping):
+        model = checkpoint.get('model')
+        if isinstance(model, Mapping) and _looks_like_timm_vit(model):
+            return 'mae'
+        state_dict = checkpoint.get('state_dict')
+        if isinstance(state_dict, Mapping):
+            keys = list(state_dict.keys())
+            meta = checkpoint.get('meta')
+            if any(key.startswith(_MOCOV3_ENCODER_PREFIX) for key in keys):
+                return 'mocov3'
+            if (isinstance(meta, Mapping)
+                    and meta.get(_BACKBONE_META_KEY) == 'backbone'):
+                return 'backbone'
+            if 'patch_embed.projection.weight' in state_dict:
+                return 'backbone'
+            if any(key.startswith('backbone.') for key in keys):
+                return 'mmpretrain'
+        top_level = _format_keys(list(checkpoint.keys()))
+        inner = state_dict if isinstance(state_dict, Mapping) else model
+        inner_keys = (f'; its first keys: {_format_keys(list(inner)[:5])}'
+                      if isinstance(inner, Mapping) else '')
+        found = f'a dict with keys {top_level}{inner_keys}'
+    else:
+        found = f'an object of type {type(checkpoint).__name__}'
+    recognised = '; '.join(f'{name!r} ({layout})'
+                           for name, layout in CHECKPOINT_FORMATS.items())
+    raise CheckpointFormatError(
+        f'Unrecognised checkpoint format: got {found}. Recognised formats: '
+        f'{recognised}.')
+
+
+def load_checkpoint_file(
+        path: Union[str, os.PathLike],
+        map_location: Union[str, torch.device] = 'cpu') -> dict:
+    """``torch.load`` a checkpoint safely (``weights_only=True``).
+
+    mmengine training checkpoints also pickle ``HistoryBuffer`` and numpy
+    objects; importing :mod:`mmmoma` allow-lists them (``mmmoma.compat``).
+
+    Args:
+        path (str | PathLike): checkpoint file.
+        map_location (str | torch.device): where to put the tensors.
+
+    Returns:
+        dict: the loaded checkpoint.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        pickle.UnpicklingError: the file holds objects outside the safe set.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'Checkpoint file not found: {str(path)!r}')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise pickle.UnpicklingError(
+            f'Cannot load {str(path)!r} with torch.load(weights_only=True): '
+            f'it pickles objects outside the allowed set (mmengine training '
+            f'checkpoints need `import mmmoma` first). If you trust the file, '
+            f're-save only its tensors. Original error: {err}') from err
+
+
+def _take_prefix(state_dict: Mapping[str, Tensor], prefix: str,
+                 show_progress: bool) -> 'OrderedDict':
+    taken: 'OrderedDict[str, Tensor]' = OrderedDict()
+    for key in _iter_keys(state_dict.keys(), show_progress):
+        if key.startswith(prefix):
+            taken[key[len(prefix):]] = state_dict[key]
+    if not taken:
+        first_parts = sorted(
+            {key.split('.', 1)[0] + '.'
+             for key in state_dict})
+        raise CheckpointFormatError(
+            f'No key of the checkpoint starts with prefix={prefix!r}; its '
+            f'keys start with {_format_keys(first_parts)}.')
+    return taken
+
+
+def load_backbone_state_dict(path_or_checkpoint: Union[str, os.PathLike,
+                                                       Mapping],
+                             prefix: str = 'backbone.',
+                             map_location: Union[str, torch.device] = 'cpu',
+                             *,
+                             show_progress: bool = False) -> 'OrderedDict':
+    """Read a ViT backbone from any of :data:`CHECKPOINT_FORMATS`.
+
+    Args:
+        path_or_checkpoint (str | PathLike | dict): checkpoint file, or a
+            checkpoint already loaded with ``torch.load``.
+        prefix (str): sub-module taken from an ``'mmpretrain'`` training
+            checkpoint (``'backbone.'``; ``'teacher.'`` for an EMA teacher);
+            removed from the keys. Unused for the other formats.
+        map_location (str | torch.device): passed to ``torch.load`` (unused
+            when a loaded checkpoint is given).
+        show_progress (bool): show a progress bar over the keys.
+
+    Returns:
+        OrderedDict[str, Tensor]: mmpretrain ``VisionTransformer`` keys,
+        without prefix (for ``'mmpretrain'`` / ``'backbone'`` files: the keys
+        of whatever backbone was saved).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        CheckpointFormatError: unrecognised format, unmappable timm keys, or
+            no key with ``prefix``.
+        ValueError: ``prefix`` does not end in ``'.'``.
+    """
+    if not (isinstance(prefix, str) and prefix.endswith('.')):
+        raise ValueError(f"prefix must be a module prefix ending in '.', "
+                         f"e.g. 'backbone.' or 'teacher.', got {prefix!r}")
+    if isinstance(path_or_checkpoint, Mapping):
+        checkpoint = path_or_checkpoint
+    else:
+        checkpoint = load_checkpoint_file(path_or_checkpoint, map_location)
+    checkpoint_format = detect_checkpoint_format(checkpoint)
+    if checkpoint_format == 'mae':
+        return timm_vit_to_mmpretrain(
+            checkpoint['model'], show_progress=show_progress)
+    state_dict = checkpoint['state_dict']
+    if checkpoint_format == 'mocov3':
+        encoder = _take_prefix(state_dict, _MOCOV3_ENCODER_PREFIX,
+                               show_progress)
+        num_ignored = len(state_dict) - len(encoder)
+        print_log(
+            f'MoCo v3 checkpoint: reading {_MOCOV3_ENCODER_PREFIX}*, ignoring '
+            f'{num_ignored} key(s) of the momentum encoder and predictor',
+            logger='current')
+        return timm_vit_to_mmpretrain(encoder)
+    if checkpoint_format == 'mmpretrain':
+        return _take_prefix(state_dict, prefix, show_progress)
+    # 'backbone'
+    return OrderedDict((key, state_dict[key])
+                       for key in _iter_keys(state_dict.keys(), show_progress))
+
+
+def load_state_dict_strict(module: nn.Module,
+                           state_dict: Mapping[str, Tensor],
+                           allowed_missing: Sequence[str] = (),
+                           name: str = 'model') -> int:
+    """Load ``state_dict`` into ``module``; fail loudly on any mismatch.
+
+    Goes through ``module.load_state_dict`` so that the module's load hooks
+    run (mmpretrain ``VisionTransformer`` resizes ``pos_embed`` of another
+    grid size in its ``_prepare_pos_embed`` pre-hook). ``state_dict`` itself
+    is not modified.
+
+    Args:
+        module (nn.Module): the module to load into.
+        state_dict (Mapping[str, Tensor]): keys of ``module``, no prefix.
+        allowed_missing (Sequence[str]): fnmatch patterns of module keys that
+            the state dict may lack (e.g. ``('ln2.*',)``).
+        name (str): what is being loaded, for messages.
+
+    Returns:
+        int: number of module keys loaded.
+
+    Raises:
+        CheckpointMismatchError: keys are missing (beyond
+            ``allowed_missing``), unexpected, or of the wrong size; the
+            message names them (missing / unexpected: the first 20, then a
+            count; all in the error's attributes). The module may then be
+            partially loaded.
+    """
+    if isinstance(allowed_missing, str):
+        allowed_missing = (allowed_missing, )
+    incompatible: Dict[str, List[str]] = dict(missing=[], unexpected=[])
+
+    def record_incompatible_keys(_module: nn.Module, keys) -> None:
+        # The root module's post hook runs last and sees all of them.
+        incompatible['missing'] = list(keys.missing_keys)
+        incompatible['unexpected'] = list(keys.unexpected_keys)
+
+    handle = module.register_load_state_dict_post_hook(
+        record_incompatible_keys)
+    load_error: Optional[str] = None
+    try:
+        # strict=False: missing / unexpected keys are checked below, after
+        # filtering by ``allowed_missing``; size mismatches still raise.
+        module.load_state_dict(state_dict, strict=False)
+    except RuntimeError as err:
+        load_error = str(err)
+    finally:
+        handle.remove()
+
+    missing = incompatible['missing']
+    not_allowed = [
+        key for key in missing if not any(
+            fnmatch.fnmatchcase(key, pattern) for pattern in allowed_missing)
+    ]
+    unexpected = incompatible['unexpected']
+    if not_allowed or unexpected or load_error:
+        problems = []
+        if not_allowed:
+            problems.append(f'{len(not_allowed)} missing key(s): '
+                            f'{_format_keys(not_allowed)}')
+        if unexpected:
+            problems.append(f'{len(unexpected)} unexpected key(s): '
+                            f'{_format_keys(unexpected)}')
+        if load_error:
+            problems.append(load_error)
+        raise CheckpointMismatchError(
+            f'Checkpoint does not fit {name} ({type(module).__name__}): ' +
+            '; '.join(problems), not_allowed, unexpected)
+
+    num_expected = len(module.state_dict())
+    num_loaded = num_expected - len(missing)
+    message = f'{name}: loaded {num_loaded}/{num_expected} keys'
+    if missing:
+        message += (f' ({len(missing)} missing, allowed by '
+                    f'{list(allowed_missing)}: {_format_keys(missing)})')
+    print_log(message, logger='current')
+    return num_loaded
+
+
+def save_backbone_checkpoint(
+        state_dict: Mapping[str, Tensor],
+        path: Union[str, os.PathLike],
+        meta: Optional[Mapping[str, object]] = None) -> None:
+    """Write a backbone-only file ``{'state_dict': ..., 'meta': ...}``.
+
+    MMEngine's checkpoint loader unwraps ``'state_dict'``, so the file works
+    as ``init_cfg=dict(type='Pretrained', checkpoint=path)`` of a backbone.
+    ``meta['checkpoint_format']`` is set to ``'backbone'``.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): backbone keys, no prefix.
+        path (str | PathLike): output file; parent folders are created.
+        meta (Mapping, optional): source information (plain Python values, so
+            the file loads with ``weights_only=True``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    full_meta = dict(meta or {})
+    full_meta[_BACKBONE_META_KEY] = 'backbone'
+    torch.save(dict(state_dict=OrderedDict(state_dict), meta=full_meta), path)
+
+
+def convert_to_backbone_checkpoint(src: Union[str, os.PathLike],
+                                   dst: Union[str, os.PathLike],
+                                   expected_format: str,
+                                   prefix: str = 'backbone.',
+                                   show_progress: bool = True) -> int:
+    """Convert ``src`` to a backbone-only file at ``dst`` (the CLIs' body).
+
+    Args:
+        src (str | PathLike): source checkpoint.
+        dst (str | PathLike): output file (must differ from ``src``).
+        expected_format (str): the format ``src`` must be in, one of
+            :data:`CHECKPOINT_FORMATS`.
+        prefix (str): sub-module of an ``'mmpretrain'`` checkpoint.
+        show_progress (bool): show a progress bar over the keys.
+
+    Returns:
+        int: number of keys written.
+
+    Raises:
+        ValueError: ``expected_format`` is unknown or ``dst`` is ``src``.
+        CheckpointFormatError: ``src`` is in another format.
+    """
+    if expected_format not in CHECKPOINT_FORMATS:
+        raise ValueError(
+            f'expected_format must be one of '
+            f'{list(CHECKPOINT_FORMATS)}, got {expected_format!r}')
+    if Path(dst).resolve() == Path(src).resolve():
+        raise ValueError(f'dst must differ from src, got {str(dst)!r} twice')
+    checkpoint = load_checkpoint_file(src)
+    source_format = detect_checkpoint_format(checkpoint)
+    if source_format != expected_format:
+        raise CheckpointFormatError(
+            f'{str(src)!r} is a {source_format!r} checkpoint '
+            f'({CHECKPOINT_FORMATS[source_format]}), but this converter reads '
+            f'{expected_format!r} ({CHECKPOINT_FORMATS[expected_format]}). '
+            f'Converters: tools/model_converters/mae_to_mmpretrain.py (mae), '
+            f'mocov3_to_mmpretrain.py (mocov3), extract_backbone.py '
+            f'(mmpretrain); a backbone file needs no conversion.')
+    state_dict = load_backbone_state_dict(
+        checkpoint, prefix=prefix, show_progress=show_progress)
+    meta: Dict[str, object] = dict(
+        source=str(src),
+        source_format=source_format,
+        converter='mmmoma.models.utils.checkpoint_formats')
+    if source_format == 'mmpretrain':
+        meta['source_prefix'] = prefix
+        source_meta = checkpoint.get('meta')
+        if isinstance(source_meta, Mapping):
+            for key in ('epoch', 'iter', 'experiment_name'):
+                if key in source_meta:
+                    meta[f'source_{key}'] = source_meta[key]
+    if source_format == 'mocov3':
+        for key in ('arch', 'epoch'):
+            if isinstance(checkpoint.get(key), (str, int)):
+                meta[f'source_{key}'] = checkpoint[key]
+    save_backbone_checkpoint(state_dict, dst, meta)
+    return len(state_dict)

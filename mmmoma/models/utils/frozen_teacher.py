@@ -1,0 +1,140 @@
+"""A frozen, pre-trained teacher network (MOMA, MimCo)."""
+from typing import Any, Optional, Sequence
+
+import torch
+from mmengine.logging import MMLogger
+from mmpretrain.registry import MODELS
+from torch import nn
+
+from .checkpoint_formats import load_backbone_state_dict, load_state_dict_strict
+
+
+@MODELS.register_module()
+class FrozenTeacher(nn.Module):
+    """Wrap a pre-trained network so that training can never change it.
+
+    The network is built from ``network`` and loaded from ``checkpoint`` at
+    construction (official MAE / MoCo v3 release, an mmpretrain / mmmoma
+    training checkpoint, or a converted backbone file; see
+    ``mmmoma.models.utils.checkpoint_formats``). Loading is strict: a missing
+    file, or any expected key left unloaded, raises an error naming it.
+
+    The network is deliberately *not* registered as a sub-module, so that:
+
+    * its parameters are not in ``model.parameters()``: never in the
+      optimizer, never touched by DDP gradient sync or by EMA hooks;
+    * parent ``init_weights`` / ``init_cfg`` initialisers cannot overwrite the
+      loaded weights (mmengine recurses into registered children);
+    * it is left out of ``state_dict()`` and so out of saved training
+      checkpoints (a ViT-L teacher is 1.2 GB); on resume it is rebuilt from
+      its own checkpoint. Set ``save_in_checkpoint=True`` to keep it there.
+
+    Device / dtype moves (``model.to``, ``.cuda()``, ``.half()``) still reach
+    it, it stays in eval mode whatever ``train()`` is called with, all its
+    parameters have ``requires_grad=False``, and :meth:`forward` runs under
+    ``torch.no_grad()``.
+
+    Args:
+        network (dict): config of the teacher network (e.g. a ``MaskedViT``).
+        checkpoint (str): path of the teacher's weights.
+        checkpoint_prefix (str): sub-module to take from a training
+            checkpoint, e.g. ``'backbone.'``. Defaults to ``'backbone.'``.
+        allowed_missing (Sequence[str]): fnmatch patterns of network keys the
+            checkpoint may lack (e.g. ``'ln2.*'``). Defaults to none.
+        save_in_checkpoint (bool): also write the weights into the state
+            dict of the enclosing model. Defaults to False.
+    """
+
+    def __init__(self,
+                 network: dict,
+                 checkpoint: str,
+                 checkpoint_prefix: str = 'backbone.',
+                 allowed_missing: Sequence[str] = (),
+                 save_in_checkpoint: bool = False) -> None:
+        super().__init__()
+        if not checkpoint:
+            raise ValueError('FrozenTeacher needs `checkpoint`: the path of '
+                             'the pre-trained teacher weights')
+        self.checkpoint = checkpoint
+        self.checkpoint_prefix = checkpoint_prefix
+        self.allowed_missing = tuple(allowed_missing)
+        self.save_in_checkpoint = save_in_checkpoint
+        # object.__setattr__ bypasses nn.Module's sub-module registration.
+        object.__setattr__(self, '_network', MODELS.build(network))
+        self.reload()
+
+    @property
+    def network(self) -> nn.Module:
+        """The wrapped network (call it through :meth:`forward`)."""
+        return self._network
+
+    def reload(self) -> None:
+        """(Re)load the weights from ``checkpoint`` and freeze them."""
+        state_dict = load_backbone_state_dict(
+            self.checkpoint, prefix=self.checkpoint_prefix)
+        num_loaded = load_state_dict_strict(
+            self._network,
+            state_dict,
+            allowed_missing=self.allowed_missing,
+            name=f'teacher ({self.checkpoint})')
+        MMLogger.get_current_instance().info(
+            f'FrozenTeacher: loaded {num_loaded} tensors from '
+            f'{self.checkpoint}')
+        self._freeze()
+
+    def _freeze(self) -> None:
+        for param in self._network.parameters():
+            param.requires_grad_(False)
+        self._network.eval()
+
+    @torch.no_grad()
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the teacher network without autograd, in eval mode."""
+        self._network.eval()
+        return self._network(*args, **kwargs)
+
+    def train(self, mode: bool = True) -> 'FrozenTeacher':
+        """Record the mode, but keep the teacher network in eval mode."""
+        self.training = mode
+        self._network.eval()
+        return self
+
+    def _apply(self, fn, *args, **kwargs):  # device / dtype moves
+        super()._apply(fn, *args, **kwargs)
+        self._network._apply(fn, *args, **kwargs)
+        return self
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        if self.save_in_checkpoint:
+            for key, value in self._network.state_dict(
+                    keep_vars=keep_vars).items():
+                destination[prefix + 'network.' + key] = value
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        """Load teacher weights only if the state dict carries them.
+
+        A checkpoint saved with ``save_in_checkpoint=True`` restores them
+        (strictly); one without teacher keys leaves the weights loaded from
+        ``checkpoint`` in place and reports nothing missing.
+        """
+        network_prefix = prefix + 'network.'
+        teacher_state = {
+            key[len(network_prefix):]: value
+            for key, value in state_dict.items()
+            if key.startswith(network_prefix)
+        }
+        if teacher_state:
+            load_state_dict_strict(
+                self._network, teacher_state, name='teacher (state dict)')
+            self._freeze()
+
+    def extra_repr(self) -> str:
+        return (f'network={type(self._network).__name__}, '
+                f'checkpoint={self.checkpoint!r}, frozen=True, '
+                f'save_in_checkpoint={self.save_in_checkpoint}')
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}({self.extra_repr()})\n'
+                f'  (network): {self._network!r}')

@@ -1,0 +1,171 @@
+"""Token selection: which patch tokens an encoder sees, and in which groups.
+
+All indices live in *patch space*: ``0 .. N-1`` over the ``N`` patch tokens of
+an image, row-major, never counting the CLS / prefix tokens. Masking is index
+arithmetic as in the official MAE code: argsort of uniform noise gives a random
+permutation per sample; its head is kept, its tail is masked.
+"""
+from typing import NamedTuple, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+
+class TokenSplit(NamedTuple):
+    """A random split of the ``N`` patch tokens of each sample.
+
+    Attributes:
+        ids_keep (Tensor): (B, N_keep) indices of the visible tokens, in random
+            order.
+        ids_mask (Tensor): (B, N - N_keep) indices of the masked tokens, in
+            random order.
+        ids_restore (Tensor): (B, N) position of every patch in
+            ``cat([ids_keep, ids_mask], 1)``; gathering a sequence laid out
+            as keep-then-mask with it restores the row-major patch order.
+    """
+    ids_keep: Tensor
+    ids_mask: Tensor
+    ids_restore: Tensor
+
+
+def check_mask_ratio(mask_ratio: float, name: str = 'mask_ratio') -> float:
+    """Validate a mask ratio.
+
+    Args:
+        mask_ratio (float): fraction of patch tokens to mask, in [0, 1).
+        name (str): the config field named in the error message.
+
+    Returns:
+        float: the mask ratio.
+
+    Raises:
+        ValueError: if the ratio is not a number in [0, 1).
+    """
+    if isinstance(mask_ratio, bool) or not isinstance(mask_ratio,
+                                                      (int, float)):
+        raise ValueError(f'{name} must be a float in [0, 1), '
+                         f'got {mask_ratio!r}')
+    if not 0.0 <= mask_ratio < 1.0:
+        raise ValueError(f'{name} must be in [0, 1), got {mask_ratio}')
+    return float(mask_ratio)
+
+
+def num_visible_tokens(num_tokens: int, mask_ratio: float) -> int:
+    """Number of tokens kept visible: ``round(N * (1 - mask_ratio))``, >= 1.
+
+    Args:
+        num_tokens (int): number of patch tokens N.
+        mask_ratio (float): fraction masked, in [0, 1).
+
+    Returns:
+        int: the number of visible tokens.
+    """
+    check_mask_ratio(mask_ratio)
+    return max(1, min(num_tokens, round(num_tokens * (1.0 - mask_ratio))))
+
+
+def random_token_split(batch_size: int,
+                       num_tokens: int,
+                       mask_ratio: float,
+                       device: Optional[torch.device] = None,
+                       generator: Optional[torch.Generator] = None
+                       ) -> TokenSplit:
+    """Sample, per sample, which patch tokens stay visible.
+
+    Args:
+        batch_size (int): B.
+        num_tokens (int): N, the number of patch tokens per image.
+        mask_ratio (float): fraction of tokens masked, in [0, 1).
+        device (torch.device, optional): device of the index tensors.
+        generator (torch.Generator, optional): random generator (on
+            ``device``) for reproducible splits.
+
+    Returns:
+        TokenSplit: ``ids_keep`` (B, N_keep), ``ids_mask`` (B, N - N_keep),
+        ``ids_restore`` (B, N), with ``N_keep = num_visible_tokens(N, r)``.
+    """
+    num_keep = num_visible_tokens(num_tokens, mask_ratio)
+    noise = torch.rand(
+        batch_size, num_tokens, device=device, generator=generator)
+    ids_shuffle = torch.argsort(noise, dim=1)
+    ids_restore = torch.argsort(ids_shuffle, dim=1)
+    return TokenSplit(
+        ids_keep=ids_shuffle[:, :num_keep],
+        ids_mask=ids_shuffle[:, num_keep:],
+        ids_restore=ids_restore)
+
+
+def split_into_groups(ids: Tensor, num_groups: int,
+                      name: str = 'num_groups') -> Tuple[Tensor, Tensor]:
+    """Split each sample's index set into ``num_groups`` equal, disjoint groups.
+
+    Groups are consecutive runs of ``ids`` (which is usually in random order,
+    so the groups are random subsets). When ``M`` is not divisible by
+    ``num_groups``, the last ``M % num_groups`` indices are left out of every
+    group and returned separately (the official SdAE code drops them).
+
+    Args:
+        ids (Tensor): (B, M) indices.
+        num_groups (int): G, 1 <= G <= M.
+        name (str): the config field named in error messages.
+
+    Returns:
+        tuple[Tensor, Tensor]: groups (B, G, M // G) and the left-over
+        indices (B, M % G).
+
+    Raises:
+        ValueError: if ``num_groups`` is not an integer in [1, M].
+    """
+    num_ids = ids.shape[1]
+    if isinstance(num_groups, bool) or not isinstance(num_groups, int):
+        raise ValueError(f'{name} must be an int, got {num_groups!r}')
+    if not 1 <= num_groups <= num_ids:
+        raise ValueError(f'{name} must be in [1, {num_ids}] (the number of '
+                         f'tokens to split), got {num_groups}')
+    group_size = num_ids // num_groups
+    used = group_size * num_groups
+    groups = ids[:, :used].reshape(ids.shape[0], num_groups, group_size)
+    return groups, ids[:, used:]
+
+
+def gather_tokens(tokens: Tensor, ids: Tensor) -> Tensor:
+    """Select tokens per sample.
+
+    Args:
+        tokens (Tensor): (B, N, C).
+        ids (Tensor): (B, K) indices into the N tokens.
+
+    Returns:
+        Tensor: (B, K, C) with ``out[b, k] = tokens[b, ids[b, k]]``.
+    """
+    index = ids.unsqueeze(-1).expand(-1, -1, tokens.shape[-1])
+    return torch.gather(tokens, dim=1, index=index)
+
+
+def split_prefix(tokens: Tensor,
+                 num_prefix_tokens: int) -> Tuple[Tensor, Tensor]:
+    """Split an encoder output into its prefix (CLS) and patch tokens.
+
+    Args:
+        tokens (Tensor): (B', P + L', C).
+        num_prefix_tokens (int): P.
+
+    Returns:
+        tuple[Tensor, Tensor]: prefix (B', P, C) and patch tokens (B', L', C).
+    """
+    return tokens[:, :num_prefix_tokens], tokens[:, num_prefix_tokens:]
+
+
+def unfold_groups(tokens: Tensor, num_groups: int) -> Tensor:
+    """Undo the group folding of a grouped encoder output.
+
+    Args:
+        tokens (Tensor): (B * G, L_g, C), row ``b * G + g`` = group g of b.
+        num_groups (int): G.
+
+    Returns:
+        Tensor: (B, G * L_g, C), the groups of each sample concatenated in
+        group order (the order of the ``token_ids`` that were encoded).
+    """
+    rows, length, channels = tokens.shape
+    return tokens.reshape(rows // num_groups, num_groups * length, channels)

@@ -1,0 +1,44 @@
+import os
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+import mmmoma  # noqa: F401,E402  (registers components, compat fixes)
+
+TINY_ARCH = dict(
+    embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128)
+
+
+@pytest.fixture
+def tiny_arch():
+    return dict(TINY_ARCH)
+
+
+@pytest.fixture
+def repo_root():
+    return REPO_ROOT
+
+
+def write_image_folder(root, num_classes=2, per_class=(8, 4), size=32, seed=0):
+    """Write a tiny random-image classification set (train/ and val/)."""
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    for split, count in zip(('train', 'val'), per_class):
+        for cls in range(num_classes):
+            folder = os.path.join(root, split, str(cls))
+            os.makedirs(folder, exist_ok=True)
+            for i in range(count):
+                img = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                img[..., cls % 3] = 255 - cls * 40  # class-dependent colour
+                Image.fromarray(img).save(os.path.join(folder, f'{i}.png'))
+    return root
+
+
+@pytest.fixture(scope='session')
+def tiny_image_folder(tmp_path_factory):
+    return write_image_folder(str(tmp_path_factory.mktemp('tiny_images')))

@@ -1,0 +1,104 @@
+import io
+import os
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.logging import HistoryBuffer
+
+import mmmoma  # noqa: F401  (applies the fixes)
+from mmmoma.compat import setup_cpu_distributed
+
+
+class NotAllowListed:
+    pass
+
+
+def _roundtrip(obj):
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    buffer.seek(0)
+    return torch.load(buffer)  # default: weights_only=True on torch >= 2.6
+
+
+def test_mmengine_checkpoint_objects_load_with_safe_loading():
+    history = HistoryBuffer()
+    history.update(1.5)
+    history.update(np.float64(2.5))
+    checkpoint = dict(
+        message_hub=dict(log_scalars={'train/loss': history}),
+        meta=dict(seed=0, mean=np.arange(3, dtype=np.float32),
+                  scalar=np.float64(0.25), ints=np.int64(7)))
+    loaded = _roundtrip(checkpoint)
+    buf = loaded['message_hub']['log_scalars']['train/loss']
+    assert isinstance(buf, HistoryBuffer)
+    assert buf.mean() == pytest.approx(2.0)
+    np.testing.assert_array_equal(loaded['meta']['mean'], np.arange(3))
+    assert loaded['meta']['scalar'] == 0.25
+
+
+def test_safe_loading_still_refuses_other_classes():
+    with pytest.raises(Exception, match='[Ww]eights only load failed'):
+        _roundtrip({'x': NotAllowListed()})
+
+
+def test_cpu_distributed_setup_single_process(monkeypatch):
+    cfg = Config(dict(model=dict(type='X')))
+    assert setup_cpu_distributed(cfg, 'none') is False
+    assert 'model_wrapper_cfg' not in cfg
+    if torch.cuda.is_available():  # GPU machines use mmengine's own path
+        assert setup_cpu_distributed(cfg, 'pytorch') is False
+        return
+    monkeypatch.setenv('RANK', '0')
+    monkeypatch.setenv('WORLD_SIZE', '1')
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
+    monkeypatch.setenv('MASTER_PORT', '29517')
+    try:
+        assert setup_cpu_distributed(cfg, 'pytorch') is True
+        assert torch.distributed.get_backend() == 'gloo'
+        assert cfg.model_wrapper_cfg == dict(
+            type='MMDistributedDataParallel', device_ids=None)
+    finally:
+        torch.distributed.destroy_process_group()
+    with pytest.raises(ValueError, match='launcher'):
+        setup_cpu_distributed(cfg, 'slurm')
+
+
+def test_getattr_substitute_only_resolves_history_buffer_methods():
+    import os as os_module
+    from mmmoma.compat import _history_buffer_getattr
+    assert _history_buffer_getattr(HistoryBuffer, 'mean') is HistoryBuffer.mean
+    with pytest.raises(Exception, match='not allowed'):
+        _history_buffer_getattr(os_module, 'system')
+    with pytest.raises(Exception, match='not allowed'):
+        _history_buffer_getattr(HistoryBuffer, '__init__')
+
+
+@pytest.mark.parametrize('backend', ['pillow', 'cv2'])
+def test_adjust_hue_negative_factor_wraps_like_numpy1(backend):
+    import mmcv
+    from mmpretrain.datasets.transforms import ColorJitter
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    # a shift of -0.05 * 255 = -12 equals a shift of +244 / 255 of the circle
+    negative = mmcv.adjust_hue(img, -0.05, backend=backend)
+    assert negative.shape == img.shape and negative.dtype == np.uint8
+    assert not np.array_equal(negative, img)
+    # shifting back by +12 / 255 restores the hue (up to HSV rounding)
+    restored = mmcv.adjust_hue(negative, 12 / 255 + 1e-6, backend=backend)
+    assert np.abs(restored.astype(int) - img.astype(int)).mean() < 3
+    # positive factors still take mmcv's own code path
+    assert np.array_equal(
+        mmcv.adjust_hue(img, 0.1, backend=backend),
+        mmcv.adjust_hue.original(img, 0.1, backend))
+    with pytest.raises(OverflowError):  # the bug being fixed
+        mmcv.adjust_hue.original(img, -0.05, backend)
+    with pytest.raises(ValueError, match='hue_factor'):
+        mmcv.adjust_hue(img, -0.7, backend=backend)
+    # the MoCo v3 colour jitter no longer crashes on negative hue draws
+    jitter = ColorJitter(hue=0.5, backend=backend)
+    for _ in range(20):
+        out = jitter(dict(img=img.copy()))['img']
+        assert out.shape == img.shape

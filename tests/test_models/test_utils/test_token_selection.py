@@ -1,0 +1,86 @@
+import pytest
+import torch
+
+from mmmoma.models.utils import (check_mask_ratio, gather_tokens,
+                                 num_visible_tokens, random_token_split,
+                                 split_into_groups, split_prefix,
+                                 unfold_groups)
+
+
+@pytest.mark.parametrize('mask_ratio', [0.0, 0.75, 0.9])
+@pytest.mark.parametrize('num_tokens', [64, 196, 50])
+def test_split_is_disjoint_complete_and_sized(mask_ratio, num_tokens):
+    batch = 5
+    split = random_token_split(batch, num_tokens, mask_ratio)
+    num_keep = round(num_tokens * (1 - mask_ratio))
+    assert split.ids_keep.shape == (batch, num_keep)
+    assert split.ids_mask.shape == (batch, num_tokens - num_keep)
+    for b in range(batch):
+        keep = set(split.ids_keep[b].tolist())
+        mask = set(split.ids_mask[b].tolist())
+        assert len(keep) == num_keep  # no duplicates
+        assert keep.isdisjoint(mask)
+        assert keep | mask == set(range(num_tokens))
+    # ids_restore undoes the keep-then-mask layout
+    shuffled = torch.cat([split.ids_keep, split.ids_mask], dim=1)
+    restored = torch.gather(shuffled, 1, split.ids_restore)
+    assert torch.equal(restored, torch.arange(num_tokens).expand(batch, -1))
+
+
+def test_split_differs_per_sample_and_is_reproducible():
+    g1 = torch.Generator().manual_seed(3)
+    g2 = torch.Generator().manual_seed(3)
+    a = random_token_split(4, 64, 0.75, generator=g1)
+    b = random_token_split(4, 64, 0.75, generator=g2)
+    assert torch.equal(a.ids_keep, b.ids_keep)
+    assert not torch.equal(a.ids_keep[0].sort().values,
+                           a.ids_keep[1].sort().values)
+
+
+def test_visible_count_rounds_and_keeps_at_least_one():
+    assert num_visible_tokens(196, 0.9) == 20  # round(19.6)
+    assert num_visible_tokens(196, 0.75) == 49
+    assert num_visible_tokens(4, 0.99) == 1
+
+
+@pytest.mark.parametrize('bad', [-0.1, 1.0, 1.5, '0.5', None, True])
+def test_invalid_mask_ratio_raises_naming_field(bad):
+    with pytest.raises(ValueError, match='mask_ratio'):
+        check_mask_ratio(bad)
+    with pytest.raises(ValueError, match='mask_ratio'):
+        random_token_split(2, 16, bad)
+
+
+@pytest.mark.parametrize('num_ids,num_groups', [(48, 3), (48, 4), (49, 3),
+                                                (147, 3), (50, 7), (5, 5)])
+def test_groups_disjoint_equal_and_cover_all_but_remainder(num_ids, num_groups):
+    ids = torch.stack([torch.randperm(200)[:num_ids] for _ in range(3)])
+    groups, rest = split_into_groups(ids, num_groups)
+    size = num_ids // num_groups
+    assert groups.shape == (3, num_groups, size)
+    assert rest.shape == (3, num_ids % num_groups)
+    for b in range(3):
+        flat = groups[b].flatten().tolist()
+        assert len(set(flat)) == len(flat)  # disjoint groups
+        assert set(flat) | set(rest[b].tolist()) == set(ids[b].tolist())
+        assert set(flat).isdisjoint(rest[b].tolist())
+
+
+@pytest.mark.parametrize('bad', [0, -1, 11, 2.0, True])
+def test_invalid_group_count_raises(bad):
+    with pytest.raises(ValueError, match='num_folds'):
+        split_into_groups(torch.zeros(2, 10, dtype=torch.long), bad,
+                          name='num_folds')
+
+
+def test_gather_prefix_and_unfold():
+    tokens = torch.arange(2 * 6 * 3, dtype=torch.float).reshape(2, 6, 3)
+    ids = torch.tensor([[5, 0], [2, 3]])
+    picked = gather_tokens(tokens, ids)
+    assert torch.equal(picked[0, 0], tokens[0, 5])
+    assert torch.equal(picked[1, 1], tokens[1, 3])
+    prefix, patches = split_prefix(tokens, 1)
+    assert torch.equal(prefix, tokens[:, :1])
+    assert torch.equal(patches, tokens[:, 1:])
+    folded = tokens.reshape(2 * 3, 2, 3)  # 3 groups of 2 per sample
+    assert torch.equal(unfold_groups(folded, 3), tokens)

@@ -1,0 +1,42 @@
+import os
+import subprocess
+import sys
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+MAE_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
+                        'mae_vit-tiny-p4_1xb128-40e_digit-scenes.py')
+MOCOV3_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
+                           'mocov3_vit-tiny-p4_1xb128-60e_digit-scenes.py')
+FINETUNE_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
+                             'vit-tiny-p4_ft-1xb64-15e_digit-scenes.py')
+
+
+def pretrain_overrides(data_root, max_epochs=1, batch_size=4):
+    """--cfg-options that point a demo pre-training config at tiny data."""
+    return [
+        f'train_dataloader.dataset.data_root={data_root}',
+        f'train_dataloader.batch_size={batch_size}',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        f'train_cfg.max_epochs={max_epochs}',
+        'default_hooks.checkpoint.interval=1',
+        'default_hooks.checkpoint.max_keep_ckpts=10',
+        'default_hooks.logger.interval=1',
+    ]
+
+
+def run(cmd, env=None, timeout=600):
+    """Run a command from the repo root; fail the test with its output."""
+    full_env = dict(os.environ)
+    full_env['PYTHONPATH'] = os.pathsep.join(
+        [REPO_ROOT, full_env.get('PYTHONPATH', '')])
+    full_env.update(env or {})
+    proc = subprocess.run(
+        cmd, cwd=REPO_ROOT, env=full_env, capture_output=True, text=True,
+        timeout=timeout)
+    return proc
+
+
+def python():
+    return sys.executable

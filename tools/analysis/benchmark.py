@@ -1,0 +1,731 @@
+"""Training cost of self-supervised configs, side by side with mmpretrain's
+MAE and MoCo v3 at the same ViT size.
+
+For every config (and, unless ``--no-baselines``, mmpretrain's MAE and MoCo v3
+configs) the tool
+
+1. rewrites the config to the requested ViT (``--arch``, ``--img-size``,
+   ``--patch-size``; see :func:`override_model_size` and
+   :func:`override_pipeline_size` for exactly which fields change),
+2. builds one real training batch: the config's own train pipeline (without
+   ``LoadImageFromFile``) on synthetic uint8 images, collated by the config's
+   ``collate_fn``, so multi-view pipelines give the model what it expects,
+3. counts the FLOPs of one full training step (``model.train_step`` with an
+   ``OptimWrapper``: forward + backward; see :mod:`mmmoma.utils.flops` for the
+   counting convention, attention included on every device),
+4. times ``--steps`` further steps after ``--warmup`` steps (median; CUDA is
+   synchronised around each step) and reads the peak GPU memory.
+
+FLOPs are reported per sample of the batch (a MoCo v3 sample is two crops) and
+as a multiple of F, the forward FLOPs per image of a plain mmpretrain
+``VisionTransformer`` of the same arch, patch and image size.
+
+Example (the README's ViT-B/16 figures)::
+
+    python tools/analysis/benchmark.py --arch b --img-size 224 \
+        --batch-size 2 --steps 3 --warmup 1 --device cpu
+"""
+import argparse
+import ast
+import copy
+import gc
+import json
+import logging
+import os.path as osp
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.hub import get_config
+from mmengine.logging import MessageHub, MMLogger
+from mmengine.model import revert_sync_batchnorm
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+from mmengine.runner import set_random_seed
+from mmengine.utils import ProgressBar
+
+import mmmoma  # noqa: F401  (registers components, applies compat fixes)
+from mmmoma.utils.flops import count_flops, train_step_flops
+
+#: (key of the ``--KEY-cfg-options`` argument, row name, config)
+BASELINE_CONFIGS: Tuple[Tuple[str, str, str], ...] = (
+    ('mae', 'mmpretrain MAE',
+     'mmpretrain::mae/mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py'),
+    ('mocov3', 'mmpretrain MoCo v3',
+     'mmpretrain::mocov3/mocov3_vit-base-p16_16xb256-amp-coslr-300e_in1k.py'),
+)
+
+VIT_ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads',
+                 'feedforward_channels')
+#: Archs that ``MoCoV3ViT`` adds to the ViT arch zoo when it is constructed.
+EXTRA_VIT_ARCHS: Dict[str, Dict[str, int]] = dict.fromkeys(
+    ['mocov3-s', 'mocov3-small'],
+    dict(embed_dims=384, num_layers=12, num_heads=12,
+         feedforward_channels=1536))
+#: Keys of non-ViT model modules (necks, heads, decoders) that hold the ViT
+#: width; a value equal to an old ViT width is replaced by the new width.
+WIDTH_KEYS = ('in_channels', 'embed_dim', 'embed_dims', 'in_dims')
+#: Output-size key of each crop / resize transform that is set to
+#: ``--img-size`` in the train pipeline.
+CROP_SIZE_KEYS = {
+    'RandomResizedCrop': 'scale',
+    'RandomCrop': 'crop_size',
+    'CenterCrop': 'crop_size',
+    'Resize': 'scale',
+}
+SKIPPED_TRANSFORMS = ('LoadImageFromFile', )
+
+
+@dataclass
+class BenchmarkSettings:
+    """What every row of one run shares."""
+    arch: Dict[str, int]
+    arch_name: str
+    img_size: int
+    patch_size: int
+    batch_size: int
+    device: str
+    steps: int
+    warmup: int
+    amp: bool
+    seed: int = 0
+
+
+@dataclass
+class BenchmarkRow:
+    """One config's training cost.
+
+    Attributes:
+        name: Row label (baseline name or config file stem).
+        config: The config path as given.
+        train_gflops_per_image: FLOPs of one training step (forward +
+            backward) divided by the batch size, in GFLOPs.
+        flops_ratio: ``train_gflops_per_image`` in units of F.
+        step_time_s: Median wall time of one ``train_step`` (seconds).
+        images_per_s: ``batch_size / step_time_s``.
+        peak_memory_mib: Peak allocated GPU memory while timing (MiB), None
+            on the CPU.
+        overrides: The config fields that the size overrides rewrote.
+        cfg_options: The ``--cfg-options`` given for this config.
+    """
+    name: str
+    config: str
+    train_gflops_per_image: float
+    flops_ratio: float
+    step_time_s: float
+    images_per_s: float
+    peak_memory_mib: Optional[float]
+    overrides: List[str] = field(default_factory=list)
+    cfg_options: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BenchmarkResult:
+    """Everything one run measured."""
+    settings: BenchmarkSettings
+    reference_forward_gflops: float
+    rows: List[BenchmarkRow]
+
+
+# ----------------------------------------------------------------------------
+# Config rewriting
+# ----------------------------------------------------------------------------
+def _vit_base_class() -> type:
+    from mmpretrain.models import VisionTransformer
+    return VisionTransformer
+
+
+def resolve_vit_arch(arch: Union[str, Dict[str, int]]) -> Dict[str, int]:
+    """The explicit ViT arch dict of an arch name or dict.
+
+    Args:
+        arch: A name of mmpretrain's ``VisionTransformer.arch_zoo`` ('b',
+            'base', 'l', 'deit-s', ...) or MoCo v3's 'mocov3-small', or a dict
+            with the keys ``embed_dims, num_layers, num_heads,
+            feedforward_channels``.
+
+    Returns:
+        A new dict with exactly those four keys.
+    """
+    if isinstance(arch, str):
+        zoo = {**_vit_base_class().arch_zoo, **EXTRA_VIT_ARCHS}
+        if arch.lower() not in zoo:
+            raise ValueError(f'--arch: unknown ViT arch {arch!r}; allowed '
+                             f'names: {sorted(zoo)} or a dict with keys '
+                             f'{list(VIT_ARCH_KEYS)}')
+        return {key: zoo[arch.lower()][key] for key in VIT_ARCH_KEYS}
+    if not isinstance(arch, dict) or set(arch) != set(VIT_ARCH_KEYS):
+        raise ValueError(f'--arch: a custom ViT arch must be a dict with '
+                         f'exactly the keys {list(VIT_ARCH_KEYS)}, '
+                         f'got {arch!r}')
+    if arch['embed_dims'] % arch['num_heads']:
+        raise ValueError(f'--arch: embed_dims {arch["embed_dims"]} is not '
+                         f'divisible by num_heads {arch["num_heads"]}')
+    return {key: int(arch[key]) for key in VIT_ARCH_KEYS}
+
+
+def parse_arch(text: str) -> Union[str, Dict[str, int]]:
+    """Parse ``--arch``: a name, or a Python / JSON dict literal."""
+    if text.lstrip().startswith('{'):
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError) as error:
+            raise argparse.ArgumentTypeError(
+                f'--arch: cannot parse dict {text!r}: {error}') from error
+    return text
+
+
+def load_config(path: str) -> Config:
+    """Load a config file, or a packaged one written ``package::path``."""
+    if '::' in path:
+        return get_config(path)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    return Config.fromfile(path)
+
+
+def _registered_class(type_name: Any) -> Optional[type]:
+    """The class a config ``type`` refers to in the model registry."""
+    if isinstance(type_name, type):
+        return type_name
+    if not isinstance(type_name, str):
+        return None
+    from mmpretrain.registry import MODELS
+    return MODELS.get(type_name)
+
+
+_MISSING = object()
+
+
+def _init_default(cls: type, name: str) -> Any:
+    """The default of constructor argument ``name`` of ``cls`` (following
+    ``**kwargs`` up the MRO); ``_MISSING`` if no class in the MRO declares
+    it, None if it is declared without a default."""
+    import inspect
+    for klass in cls.__mro__:
+        if klass is object:
+            break
+        parameter = inspect.signature(klass.__init__).parameters.get(name)
+        if parameter is not None:
+            if parameter.default is inspect.Parameter.empty:
+                return None
+            return parameter.default
+    return _MISSING
+
+
+def _walk_dicts(node: Any, path: str):
+    """Yield (path, dict) for every dict below ``node`` (depth first)."""
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            yield from _walk_dicts(value, f'{path}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for index, value in enumerate(node):
+            yield from _walk_dicts(value, f'{path}[{index}]')
+
+
+def override_model_size(model_cfg: Dict[str, Any], arch: Dict[str, int],
+                        img_size: int, patch_size: int) -> List[str]:
+    """Rewrite a model config in place to one ViT arch / patch / image size.
+
+    Rules:
+
+    * every dict whose ``type`` is a subclass of mmpretrain's
+      ``VisionTransformer`` (MAEViT, MoCoV3ViT, our masked ViT, teachers)
+      gets ``arch``, ``img_size`` and ``patch_size`` (its nested dicts are left
+      alone);
+    * in every other dict, for keys the dict sets or its registered class
+      accepts (constructor defaults count as set): ``patch_size`` and
+      ``img_size`` are set; ``num_patches`` (MAE decoder) becomes
+      ``(img_size // patch_size) ** 2``; a width key (:data:`WIDTH_KEYS`)
+      whose value equals the width of one of the original ViTs becomes the
+      new width (MAE decoder ``embed_dim``, MoCo v3 projector
+      ``in_channels``). Widths of other modules (the MAE decoder's 512, the
+      projector's 4096) stay as configured.
+
+    Args:
+        model_cfg: The ``model`` dict of a config.
+        arch: New ViT arch, as returned by :func:`resolve_vit_arch`.
+        img_size: New input size (square images).
+        patch_size: New patch size; must divide ``img_size``.
+
+    Returns:
+        The rewritten fields, as ``path: old -> new`` strings.
+    """
+    if img_size % patch_size:
+        raise ValueError(f'--img-size {img_size} is not divisible by '
+                         f'--patch-size {patch_size}')
+    vit_class = _vit_base_class()
+    changes: List[str] = []
+    old_widths = set()
+    vit_paths = []
+
+    def assign(path: str, node: Dict[str, Any], key: str, value: Any) -> None:
+        if node.get(key) != value:
+            changes.append(f'{path}.{key}: {node.get(key)!r} -> {value!r}')
+            node[key] = value
+
+    for path, node in list(_walk_dicts(model_cfg, 'model')):
+        cls = _registered_class(node.get('type'))
+        if cls is None or not issubclass(cls, vit_class) or any(
+                path.startswith(vit_path + '.') for vit_path in vit_paths):
+            continue
+        vit_paths.append(path)
+        old_arch = node.get('arch', _init_default(cls, 'arch'))
+        if isinstance(old_arch, str):
+            zoo = {**cls.arch_zoo, **EXTRA_VIT_ARCHS}
+            if old_arch.lower() not in zoo:
+                raise ValueError(f'{path}.arch: unknown arch {old_arch!r}')
+            old_arch = zoo[old_arch.lower()]
+        old_widths.add(old_arch['embed_dims'])
+        assign(path, node, 'arch', dict(arch))
+        assign(path, node, 'img_size', img_size)
+        assign(path, node, 'patch_size', patch_size)
+    if not vit_paths:
+        raise ValueError('the config\'s model has no VisionTransformer-based '
+                         'module, so --arch / --img-size / --patch-size '
+                         'cannot be applied to it')
+
+    num_patches = (img_size // patch_size)**2
+    for path, node in list(_walk_dicts(model_cfg, 'model')):
+        if any(path == vit_path or path.startswith(vit_path + '.')
+               for vit_path in vit_paths):
+            continue
+        cls = _registered_class(node.get('type'))
+
+        def current(key: str) -> Any:
+            """The value in the config, else the constructor default."""
+            if key in node:
+                return node[key]
+            return _MISSING if cls is None else _init_default(cls, key)
+
+        for key, value in (('patch_size', patch_size),
+                           ('img_size', img_size),
+                           ('num_patches', num_patches)):
+            if current(key) is not _MISSING:
+                assign(path, node, key, value)
+        for key in WIDTH_KEYS:
+            if current(key) in old_widths:
+                assign(path, node, key, arch['embed_dims'])
+    return changes
+
+
+def find_train_pipeline(cfg: Config) -> List[Dict[str, Any]]:
+    """The train pipeline of ``cfg.train_dataloader`` (through dataset
+    wrappers such as ``RepeatDataset``)."""
+    dataset = cfg.get('train_dataloader', {}).get('dataset')
+    while isinstance(dataset, dict):
+        if 'pipeline' in dataset:
+            return dataset['pipeline']
+        dataset = dataset.get('dataset')
+    raise ValueError('the config has no train_dataloader.dataset.pipeline')
+
+
+def override_pipeline_size(pipeline: List[Dict[str, Any]],
+                           img_size: int) -> List[str]:
+    """Set the output size of every crop / resize transform (also inside
+    ``MultiView`` / ``RandomApply``) to ``img_size``, in place.
+
+    Returns:
+        The rewritten fields, as ``path: old -> new`` strings.
+    """
+    changes = []
+    for path, node in _walk_dicts(pipeline, 'pipeline'):
+        key = CROP_SIZE_KEYS.get(node.get('type'))
+        if key is not None and node.get(key) != img_size:
+            changes.append(f'{path}.{key}: {node.get(key)!r} -> {img_size}')
+            node[key] = img_size
+    return changes
+
+
+# ----------------------------------------------------------------------------
+# Batch, model, measurement
+# ----------------------------------------------------------------------------
+def build_train_batch(cfg: Config, batch_size: int, img_size: int,
+                      seed: int) -> Dict[str, Any]:
+    """One collated training batch from the config's train pipeline.
+
+    The pipeline (minus ``LoadImageFromFile``) runs on random uint8 BGR images
+    of ``8/7 · img_size`` pixels (the 256 → 224 ratio); the samples are
+    collated by the config's ``train_dataloader.collate_fn`` (default
+    ``pseudo_collate``, as in MMEngine's Runner).
+
+    Returns:
+        What the dataloader would yield (``inputs``, ``data_samples``).
+    """
+    from mmengine.registry import FUNCTIONS
+    from mmpretrain.registry import TRANSFORMS
+    pipeline = [
+        TRANSFORMS.build(transform) for transform in find_train_pipeline(cfg)
+        if transform.get('type') not in SKIPPED_TRANSFORMS
+    ]
+    rng = np.random.default_rng(seed)
+    source_size = max(img_size, round(img_size * 8 / 7))
+    samples = []
+    for index in range(batch_size):
+        image = rng.integers(0, 256, (source_size, source_size, 3),
+                             dtype=np.uint8)
+        results = dict(
+            img=image,
+            img_shape=image.shape[:2],
+            ori_shape=image.shape[:2],
+            img_path=f'synthetic_{index}.png',
+            sample_idx=index)
+        for transform in pipeline:
+            results = transform(results)
+            if results is None:
+                raise RuntimeError(f'train pipeline transform {transform!r} '
+                                   'dropped a synthetic sample')
+        samples.append(results)
+
+    collate_cfg = copy.deepcopy(
+        cfg.train_dataloader.get('collate_fn', dict(type='pseudo_collate')))
+    collate_cfg.pop('_scope_', None)  # added to configs inheriting pkg::
+    collate_type = collate_cfg.pop('type')
+    collate = FUNCTIONS.get(collate_type) if isinstance(
+        collate_type, str) else collate_type
+    if collate is None:
+        raise ValueError(f'train_dataloader.collate_fn: unknown type '
+                         f'{collate_type!r}')
+    return partial(collate, **collate_cfg)(samples)
+
+
+def _image_sizes(inputs: Any) -> List[Tuple[int, int]]:
+    """Spatial sizes of the image tensors in a pre-processed ``inputs``."""
+    if isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
+        return [tuple(inputs.shape[-2:])]
+    if isinstance(inputs, (list, tuple)):
+        return [size for item in inputs for size in _image_sizes(item)]
+    if isinstance(inputs, dict):
+        return [
+            size for item in inputs.values() for size in _image_sizes(item)
+        ]
+    return []
+
+
+def check_input_size(model: torch.nn.Module, data: Dict[str, Any],
+                     img_size: int, name: str) -> None:
+    """Raise unless the largest pre-processed view is ``img_size`` square,
+    i.e. the pipeline override reached every crop that matters."""
+    with torch.no_grad():
+        processed = model.data_preprocessor(data, True)
+    sizes = _image_sizes(processed['inputs'])
+    if not sizes or max(sizes) != (img_size, img_size):
+        raise ValueError(
+            f'{name}: the train pipeline produced views of sizes {sizes}, '
+            f'expected the largest to be {img_size}x{img_size}; only the '
+            f'transforms {sorted(CROP_SIZE_KEYS)} are resized automatically, '
+            'set the others with --cfg-options')
+
+
+def plain_vit_forward_flops(arch: Dict[str, int], img_size: int,
+                            patch_size: int,
+                            device: Union[str, torch.device]) -> int:
+    """F: forward FLOPs for one image of a plain mmpretrain
+    ``VisionTransformer`` (CLS output, final norm, no head)."""
+    vit = _vit_base_class()(
+        arch=dict(arch), img_size=img_size, patch_size=patch_size)
+    vit.to(device).eval()
+    image = torch.zeros(1, 3, img_size, img_size, device=device)
+    with torch.no_grad():
+        flops = count_flops(vit, image)
+    del vit
+    return flops
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def _build_optim_wrapper(model: torch.nn.Module, cfg: Config, amp: bool):
+    """The config's optimizer, wrapped for fp32 or (``amp``) mixed
+    precision: the benchmark, not the config, chooses the precision so that
+    all rows are comparable."""
+    if 'optim_wrapper' not in cfg:
+        raise ValueError('the config has no optim_wrapper')
+    optim_cfg = copy.deepcopy(cfg.optim_wrapper)
+    if amp:
+        optim_cfg['type'] = 'AmpOptimWrapper'
+        optim_cfg.setdefault('loss_scale', 'dynamic')
+    else:
+        optim_cfg['type'] = 'OptimWrapper'
+        for key in ('loss_scale', 'dtype', 'use_fsdp'):
+            optim_cfg.pop(key, None)
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # silence the per-parameter lr log
+    try:
+        return build_optim_wrapper(model, optim_cfg)
+    finally:
+        logger.setLevel(level)
+
+
+def benchmark_config(name: str,
+                     config_path: str,
+                     settings: BenchmarkSettings,
+                     reference_forward_flops: int,
+                     cfg_options: Optional[Dict[str, Any]] = None
+                     ) -> BenchmarkRow:
+    """Measure one config; see the module docstring.
+
+    ``cfg_options`` are merged into the config before the size overrides.
+    """
+    device = torch.device(settings.device)
+    cfg = load_config(config_path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    overrides = override_model_size(cfg.model, settings.arch,
+                                    settings.img_size, settings.patch_size)
+    overrides += override_pipeline_size(
+        find_train_pipeline(cfg), settings.img_size)
+    print(f'  overrides: {"; ".join(overrides) or "none"}', flush=True)
+
+    set_random_seed(settings.seed)
+    data = build_train_batch(cfg, settings.batch_size, settings.img_size,
+                             settings.seed)
+
+    from mmpretrain.registry import MODELS
+    model_cfg = copy.deepcopy(cfg.model)
+    if isinstance(cfg.get('data_preprocessor'), dict):
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    model = revert_sync_batchnorm(MODELS.build(model_cfg))
+    model.to(device)
+    model.train()
+    check_input_size(model, data, settings.img_size, name)
+    optim_wrapper = _build_optim_wrapper(model, cfg, settings.amp)
+
+    total_steps = 1 + settings.warmup + settings.steps
+    message_hub = MessageHub.get_current_instance()
+    message_hub.update_info('max_iters', total_steps)
+    message_hub.update_info('max_epochs', 1)
+    message_hub.update_info('epoch', 0)
+    message_hub.update_info('iter', 0)
+
+    print('  counting FLOPs of one training step ...', flush=True)
+    step_flops = train_step_flops(model, data, optim_wrapper)
+    flops_per_image = step_flops / settings.batch_size
+
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(device)
+    print(f'  timing {settings.warmup} warm-up + {settings.steps} steps:',
+          flush=True)
+    progress = ProgressBar(settings.warmup + settings.steps)
+    step_times = []
+    for step in range(settings.warmup + settings.steps):
+        message_hub.update_info('iter', 1 + step)
+        _synchronize(device)
+        start = time.perf_counter()
+        model.train_step(data, optim_wrapper)
+        _synchronize(device)
+        if step >= settings.warmup:
+            step_times.append(time.perf_counter() - start)
+        progress.update()
+    print(flush=True)
+    peak_memory = (torch.cuda.max_memory_allocated(device) / 2**20
+                   if device.type == 'cuda' else None)
+
+    step_time = statistics.median(step_times)
+    del model, optim_wrapper, data
+    gc.collect()
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+    return BenchmarkRow(
+        name=name,
+        config=config_path,
+        train_gflops_per_image=flops_per_image / 1e9,
+        flops_ratio=flops_per_image / reference_forward_flops,
+        step_time_s=step_time,
+        images_per_s=settings.batch_size / step_time,
+        peak_memory_mib=peak_memory,
+        overrides=overrides,
+        cfg_options=dict(cfg_options or {}))
+
+
+# ----------------------------------------------------------------------------
+# Report
+# ----------------------------------------------------------------------------
+def format_table(result: BenchmarkResult) -> str:
+    """An aligned text table of a run, with a header naming the settings."""
+    settings = result.settings
+    arch = settings.arch
+    lines = [
+        f'ViT {settings.arch_name} (embed {arch["embed_dims"]}, depth '
+        f'{arch["num_layers"]}, heads {arch["num_heads"]}, mlp '
+        f'{arch["feedforward_channels"]}), patch {settings.patch_size}, '
+        f'{settings.img_size} px, batch {settings.batch_size}, '
+        f'{settings.device}, {"AMP" if settings.amp else "fp32"}',
+        f'F = plain ViT forward = {result.reference_forward_gflops:.4g} '
+        'GFLOPs/img; train FLOPs = forward + backward of one step (attention '
+        'counted); time = median train_step (fwd + bwd + optimizer) over '
+        f'{settings.steps} steps after {settings.warmup} warm-up',
+    ]
+    header = ('model', 'train GFLOPs/img', 'x F', 'step ms', 'img/s',
+              'peak GPU MiB')
+    body = [(row.name + ('*' if row.cfg_options else ''),
+             f'{row.train_gflops_per_image:.4g}',
+             f'{row.flops_ratio:.2f}', f'{row.step_time_s * 1e3:.1f}',
+             f'{row.images_per_s:.2f}',
+             '-' if row.peak_memory_mib is None else
+             f'{row.peak_memory_mib:.0f}') for row in result.rows]
+    widths = [
+        max(len(str(line[column])) for line in (header, *body))
+        for column in range(len(header))
+    ]
+
+    def render(cells: Sequence[str]) -> str:
+        return '  '.join(
+            cell.ljust(width) if column == 0 else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(cells, widths)))
+
+    rule = '  '.join('-' * width for width in widths)
+    notes = [
+        f'* {row.name} with cfg-options: ' + ' '.join(
+            f'{key}={value}' for key, value in row.cfg_options.items())
+        for row in result.rows if row.cfg_options
+    ]
+    return '\n'.join(lines + [rule, render(header), rule] +
+                     [render(line) for line in body] + [rule] + notes)
+
+
+# ----------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Per-image training FLOPs and step time of configs, next '
+        'to mmpretrain MAE and MoCo v3 at the same ViT size')
+    parser.add_argument(
+        'configs', nargs='*', metavar='CONFIG',
+        help='config files (also package::path); baselines are always added '
+        'unless --no-baselines')
+    parser.add_argument(
+        '--arch', type=parse_arch, default='b',
+        help="ViT arch: a VisionTransformer arch name ('b', 'l', "
+        "'deit-s', 'mocov3-small', ...) or a dict literal "
+        "\"{'embed_dims': 64, 'num_layers': 2, 'num_heads': 4, "
+        "'feedforward_channels': 256}\" (default: b)")
+    parser.add_argument('--img-size', type=int, default=224,
+                        help='input size in pixels (default: 224)')
+    parser.add_argument('--patch-size', type=int, default=16,
+                        help='ViT patch size (default: 16)')
+    parser.add_argument('--batch-size', type=int, default=8,
+                        help='images per step (default: 8; >= 2 because of '
+                        "MoCo v3's BatchNorm)")
+    parser.add_argument(
+        '--device', choices=('cpu', 'cuda'),
+        default='cuda' if torch.cuda.is_available() else 'cpu',
+        help='default: cuda when available, else cpu')
+    parser.add_argument('--steps', type=int, default=5,
+                        help='timed steps (default: 5)')
+    parser.add_argument('--warmup', type=int, default=2,
+                        help='untimed steps before timing (default: 2)')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision (AmpOptimWrapper; needs CUDA); '
+                        "default fp32 for every row, whatever the configs say")
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, default={},
+        help='overrides (key=value) for the given CONFIGs, not for the '
+        'baselines')
+    for key, name, _ in BASELINE_CONFIGS:
+        parser.add_argument(
+            f'--{key}-cfg-options', nargs='+', action=DictAction, default={},
+            help=f'overrides (key=value) for the {name} baseline, e.g. a '
+            'smaller MAE decoder for tiny encoders (default: the published '
+            'config)')
+    parser.add_argument('--no-baselines', action='store_true',
+                        help='leave out the mmpretrain MAE / MoCo v3 rows')
+    parser.add_argument('--out', help='also write the results to this JSON '
+                        'file')
+    args = parser.parse_args(argv)
+
+    def fail(message: str) -> None:
+        parser.error(message)
+
+    if args.no_baselines and not args.configs:
+        fail('--no-baselines needs at least one CONFIG')
+    if args.batch_size < 2:
+        fail(f'--batch-size must be >= 2 (BatchNorm in training mode), got '
+             f'{args.batch_size}')
+    if args.steps < 1:
+        fail(f'--steps must be >= 1, got {args.steps}')
+    if args.warmup < 0:
+        fail(f'--warmup must be >= 0, got {args.warmup}')
+    if args.img_size < 1 or args.patch_size < 1 or \
+            args.img_size % args.patch_size:
+        fail(f'--img-size ({args.img_size}) must be a positive multiple of '
+             f'--patch-size ({args.patch_size})')
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        fail('--device cuda: CUDA is not available')
+    if args.amp and args.device != 'cuda':
+        fail("--amp needs --device cuda (mmengine's AmpOptimWrapper "
+             'requires a GPU)')
+    try:
+        args.arch_dict = resolve_vit_arch(args.arch)
+    except ValueError as error:
+        fail(str(error))
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> BenchmarkResult:
+    """Run the benchmark and print the table; returns what was measured."""
+    args = parse_args(argv)
+    settings = BenchmarkSettings(
+        arch=args.arch_dict,
+        arch_name=args.arch if isinstance(args.arch, str) else 'custom',
+        img_size=args.img_size,
+        patch_size=args.patch_size,
+        batch_size=args.batch_size,
+        device=args.device,
+        steps=args.steps,
+        warmup=args.warmup,
+        amp=args.amp,
+        seed=args.seed)
+
+    jobs: List[Tuple[str, str, Dict[str, Any]]] = []
+    if not args.no_baselines:
+        jobs += [(name, path, getattr(args, f'{key}_cfg_options'))
+                 for key, name, path in BASELINE_CONFIGS]
+    jobs += [(osp.splitext(osp.basename(path))[0], path, args.cfg_options)
+             for path in args.configs]
+
+    init_default_scope('mmpretrain')
+    reference_flops = plain_vit_forward_flops(settings.arch,
+                                              settings.img_size,
+                                              settings.patch_size,
+                                              settings.device)
+    print(f'F (plain ViT forward) = {reference_flops / 1e9:.4g} GFLOPs/img',
+          flush=True)
+
+    rows = []
+    for index, (name, path, cfg_options) in enumerate(jobs, start=1):
+        print(f'[{index}/{len(jobs)}] {name} ({path})', flush=True)
+        row = benchmark_config(name, path, settings, reference_flops,
+                               cfg_options)
+        print(f'  {row.train_gflops_per_image:.4g} GFLOPs/img '
+              f'({row.flops_ratio:.2f} F), {row.step_time_s * 1e3:.1f} '
+              'ms/step', flush=True)
+        rows.append(row)
+
+    result = BenchmarkResult(
+        settings=settings,
+        reference_forward_gflops=reference_flops / 1e9,
+        rows=rows)
+    print(format_table(result), flush=True)
+    if args.out:
+        with open(args.out, 'w') as file:
+            json.dump(asdict(result), file, indent=2)
+        print(f'results written to {args.out}')
+    return result
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])

@@ -1,0 +1,192 @@
+"""The main job of ``make demo``: pre-train on the digit scenes, evaluate.
+
+For every pre-training method: train its demo config with tools/train.py,
+evaluate the backbone with weighted kNN (tools/knn_eval.py) and with the one
+fixed fine-tuning recipe (configs/demo/vit-tiny-p4_ft-*.py), and print one
+table, next to raw pixels and a randomly initialised ViT. The table is also
+written to ``<work-dir>/results.md``. Each step runs the real command-line
+tool in a subprocess, as a user would.
+
+Usage: python tools/run_demo.py [--work-dir work_dirs/demo] [--only NAME ...]
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DATA_ROOT = 'data/digit_scenes'
+FINETUNE_CONFIG = 'configs/demo/vit-tiny-p4_ft-1xb64-15e_digit-scenes.py'
+
+
+@dataclass
+class DemoMethod:
+    """One pre-training row of the demo table.
+
+    Attributes:
+        name: row label.
+        config: pre-training config (configs/demo/...).
+        teachers: config field -> name of an earlier method whose final
+            checkpoint fills it (for distillation methods).
+    """
+    name: str
+    config: str
+    teachers: Dict[str, str] = field(default_factory=dict)
+
+
+# Later methods append their rows here (teachers must come first).
+METHODS: List[DemoMethod] = [
+    DemoMethod('MAE (mmpretrain)',
+               'configs/demo/mae_vit-tiny-p4_1xb128-40e_digit-scenes.py'),
+    DemoMethod('MoCo v3 (mmpretrain)',
+               'configs/demo/mocov3_vit-tiny-p4_1xb128-60e_digit-scenes.py'),
+]
+
+
+def run(cmd: List[str], log_path: str) -> float:
+    """Run a tool, log its output to a file; return wall seconds."""
+    start = time.time()
+    print(f'$ {" ".join(cmd)}', flush=True)
+    with open(log_path, 'w') as log:
+        proc = subprocess.run(
+            cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        with open(log_path) as log:
+            tail = log.read()[-3000:]
+        sys.exit(f'command failed ({proc.returncode}), log {log_path}:\n'
+                 f'{tail}')
+    return time.time() - start
+
+
+def last_checkpoint(work_dir: str) -> str:
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def final_scalars(work_dir: str, key: str) -> float:
+    """The last logged value of ``key`` in MMEngine's scalars.json."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                      'scalars.json')))
+    value = None
+    for path in files:
+        with open(path) as f:
+            for line in f:
+                record = json.loads(line)
+                if key in record:
+                    value = record[key]
+    if value is None:
+        raise RuntimeError(f'no {key!r} logged under {work_dir}')
+    return float(value)
+
+
+def read_json(path: str) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def knn(config: str, checkpoint: Optional[str], work_dir: str,
+        extra: List[str] = ()) -> float:
+    out = osp.join(work_dir, 'knn.json')
+    cmd = [sys.executable, 'tools/knn_eval.py', config]
+    cmd += [checkpoint] if checkpoint else []
+    cmd += list(extra) + ['--out', out]
+    run(cmd, osp.join(work_dir, 'knn.log'))
+    return float(read_json(out)['top1'])
+
+
+def finetune(checkpoint: Optional[str], work_dir: str) -> float:
+    init = (f'model.backbone.init_cfg.checkpoint={checkpoint}'
+            if checkpoint else 'model.backbone.init_cfg=None')
+    run([sys.executable, 'tools/train.py', FINETUNE_CONFIG, '--work-dir',
+         work_dir, '--cfg-options', init],
+        osp.join(work_dir, 'finetune.log'))
+    return final_scalars(work_dir, 'accuracy/top1')
+
+
+def pretrain_budget(work_dir: str, seconds: float) -> str:
+    checkpoint = last_checkpoint(work_dir)
+    import torch  # noqa: delayed: only needed here
+    import mmmoma  # noqa: F401  (safe-loading fixes for the checkpoint)
+    meta = torch.load(checkpoint, map_location='cpu')['meta']
+    return f'{meta["epoch"]} ep / {meta["iter"]} it / {seconds:.0f} s'
+
+
+def format_table(rows: List[dict]) -> str:
+    header = ('| representation | pre-training budget | kNN top-1 (%) | '
+              'fine-tune top-1 (%) |')
+    lines = [header, '|---|---|---|---|']
+    for row in rows:
+        def fmt(value):
+            return '—' if value is None else f'{value:.1f}'
+        lines.append(f'| {row["name"]} | {row["budget"]} | '
+                     f'{fmt(row["knn"])} | {fmt(row["finetune"])} |')
+    return '\n'.join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser.add_argument('--only', nargs='+', help='method names to run')
+    args = parser.parse_args()
+    work_root = osp.join(REPO_ROOT, args.work_dir)
+    os.makedirs(work_root, exist_ok=True)
+    started = time.time()
+
+    run([sys.executable, 'tools/dataset_converters/make_digit_scenes.py',
+         '--out', DATA_ROOT], osp.join(work_root, 'data.log'))
+
+    rows = []
+    # Baselines: raw pixels (kNN only) and a randomly initialised ViT.
+    pixels_dir = osp.join(work_root, 'raw_pixels')
+    os.makedirs(pixels_dir, exist_ok=True)
+    rows.append(dict(name='raw pixels', budget='—', finetune=None,
+                     knn=knn(FINETUNE_CONFIG, None, pixels_dir,
+                             ['--raw-pixels'])))
+    random_dir = osp.join(work_root, 'random_init')
+    os.makedirs(random_dir, exist_ok=True)
+    rows.append(dict(
+        name='random-init ViT', budget='—',
+        knn=knn(FINETUNE_CONFIG, None, random_dir,
+                ['--cfg-options', 'model.backbone.init_cfg=None']),
+        finetune=finetune(None, osp.join(random_dir, 'finetune'))))
+
+    checkpoints: Dict[str, str] = {}
+    for method in METHODS:
+        if args.only and method.name not in args.only:
+            continue
+        work_dir = osp.join(work_root, method.name.split(' ')[0].lower())
+        os.makedirs(work_dir, exist_ok=True)
+        options = [f'{key}={checkpoints[teacher]}'
+                   for key, teacher in method.teachers.items()]
+        cmd = [sys.executable, 'tools/train.py', method.config,
+               '--work-dir', work_dir]
+        cmd += ['--cfg-options', *options] if options else []
+        seconds = run(cmd, osp.join(work_dir, 'pretrain.log'))
+        checkpoint = last_checkpoint(work_dir)
+        checkpoints[method.name] = checkpoint
+        rows.append(dict(
+            name=method.name,
+            budget=pretrain_budget(work_dir, seconds),
+            knn=knn(method.config, checkpoint, work_dir),
+            finetune=finetune(checkpoint, osp.join(work_dir, 'finetune'))))
+        print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+
+    table = format_table(rows)
+    minutes = (time.time() - started) / 60
+    note = (f'\nDigit scenes (32 px, 10 classes), kNN: k=20, cosine, T=0.07; '
+            f'fine-tune: {osp.basename(FINETUNE_CONFIG)}. Total demo time: '
+            f'{minutes:.1f} min.')
+    with open(osp.join(work_root, 'results.md'), 'w') as f:
+        f.write(table + '\n' + note + '\n')
+    print('\n' + table + note)
+    print(f'(table saved to {osp.join(args.work_dir, "results.md")})')
+
+
+if __name__ == '__main__':
+    main()
