@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmmoma-installed
 
-.PHONY: setup demo test clean-venv
+.PHONY: setup demo test lint clean-venv
 
 setup: $(STAMP)
 
@@ -24,6 +24,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q -rs
+
+lint: $(STAMP)
+	$(PY) -m flake8 mmmoma tools tests configs
+	$(PY) -m isort --check-only mmmoma tools tests
 
 clean-venv:
 	rm -rf $(VENV)

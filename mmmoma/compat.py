@@ -21,7 +21,10 @@ a test in ``tests/test_compat.py``.
    ``ColorJitter(hue > 0)`` (MoCo v3, BYOL pipelines) crashes on about half
    of the images. :func:`_patch_adjust_hue` applies the same shift modulo 256
    for negative factors and leaves mmcv's code path for the others.
-3. Distributed training on a CPU-only machine (gloo). mmengine's
+3. ``persistent_workers=True`` (mmpretrain's default) with ``num_workers=0``
+   (what a laptop user sets with ``--cfg-options``) makes torch's DataLoader
+   raise; :func:`drop_persistent_workers_without_workers` turns it off there.
+4. Distributed training on a CPU-only machine (gloo). mmengine's
    ``init_dist('pytorch')`` calls ``torch.cuda.set_device`` unconditionally and
    the Runner gives DDP ``device_ids=[LOCAL_RANK]``, which DDP refuses for CPU
    modules. :func:`setup_cpu_distributed` initialises the gloo process group
@@ -35,7 +38,10 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 
-__all__ = ['checkpoint_safe_globals', 'setup_cpu_distributed']
+__all__ = [
+    'checkpoint_safe_globals', 'drop_persistent_workers_without_workers',
+    'setup_cpu_distributed'
+]
 
 
 def checkpoint_safe_globals() -> List[object]:
@@ -120,6 +126,19 @@ def _patch_adjust_hue() -> None:
     adjust_hue.original = original
     for module in (mmcv, mmcv.image, photometric):
         module.adjust_hue = adjust_hue
+
+
+def drop_persistent_workers_without_workers(cfg) -> None:
+    """Set ``persistent_workers=False`` in dataloaders with no workers.
+
+    Args:
+        cfg (Config): a config; its train / val / test dataloaders are fixed
+            in place.
+    """
+    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(field)
+        if loader and not loader.get('num_workers', 0):
+            loader['persistent_workers'] = False
 
 
 def setup_cpu_distributed(cfg, launcher: str) -> bool:

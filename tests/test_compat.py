@@ -1,5 +1,4 @@
 import io
-import os
 
 import numpy as np
 import pytest
@@ -68,6 +67,7 @@ def test_cpu_distributed_setup_single_process(monkeypatch):
 
 def test_getattr_substitute_only_resolves_history_buffer_methods():
     import os as os_module
+
     from mmmoma.compat import _history_buffer_getattr
     assert _history_buffer_getattr(HistoryBuffer, 'mean') is HistoryBuffer.mean
     with pytest.raises(Exception, match='not allowed'):
@@ -102,3 +102,14 @@ def test_adjust_hue_negative_factor_wraps_like_numpy1(backend):
     for _ in range(20):
         out = jitter(dict(img=img.copy()))['img']
         assert out.shape == img.shape
+
+
+def test_persistent_workers_dropped_only_without_workers():
+    from mmmoma.compat import drop_persistent_workers_without_workers
+    cfg = Config(dict(
+        train_dataloader=dict(num_workers=0, persistent_workers=True),
+        val_dataloader=dict(num_workers=2, persistent_workers=True),
+        test_dataloader=None))
+    drop_persistent_workers_without_workers(cfg)
+    assert cfg.train_dataloader.persistent_workers is False
+    assert cfg.val_dataloader.persistent_workers is True

@@ -45,13 +45,14 @@ METHODS: List[DemoMethod] = [
     DemoMethod('MAE (mmpretrain)',
                'configs/demo/mae_vit-tiny-p4_1xb128-40e_digit-scenes.py'),
     DemoMethod('MoCo v3 (mmpretrain)',
-               'configs/demo/mocov3_vit-tiny-p4_1xb128-60e_digit-scenes.py'),
+               'configs/demo/mocov3_vit-tiny-p4_1xb128-20e_digit-scenes.py'),
 ]
 
 
 def run(cmd: List[str], log_path: str) -> float:
     """Run a tool, log its output to a file; return wall seconds."""
     start = time.time()
+    os.makedirs(osp.dirname(log_path), exist_ok=True)
     print(f'$ {" ".join(cmd)}', flush=True)
     with open(log_path, 'w') as log:
         proc = subprocess.run(
@@ -112,6 +113,7 @@ def finetune(checkpoint: Optional[str], work_dir: str) -> float:
 def pretrain_budget(work_dir: str, seconds: float) -> str:
     checkpoint = last_checkpoint(work_dir)
     import torch  # noqa: delayed: only needed here
+
     import mmmoma  # noqa: F401  (safe-loading fixes for the checkpoint)
     meta = torch.load(checkpoint, map_location='cpu')['meta']
     return f'{meta["epoch"]} ep / {meta["iter"]} it / {seconds:.0f} s'

@@ -8,7 +8,8 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmmoma  # noqa: F401  (registers components, applies compat fixes)
-from mmmoma.compat import setup_cpu_distributed
+from mmmoma.compat import (drop_persistent_workers_without_workers,
+                           setup_cpu_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,6 +47,7 @@ def main() -> None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    drop_persistent_workers_without_workers(cfg)
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()

@@ -7,14 +7,14 @@ CPU-only machine (gloo), so ``tools/dist_train.sh CONFIG 2`` runs anywhere.
 import argparse
 import os
 import os.path as osp
-from copy import deepcopy
 
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmmoma  # noqa: F401  (registers components, applies compat fixes)
-from mmmoma.compat import setup_cpu_distributed
+from mmmoma.compat import (drop_persistent_workers_without_workers,
+                           setup_cpu_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -94,7 +94,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
                              'dict(base_batch_size=...)` in the config')
         cfg.auto_scale_lr.enable = True
 
-    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+    loader_fields = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+    for field in loader_fields:
         if cfg.get(field, None) is None:
             continue
         loader = ConfigDict(pin_memory=True, persistent_workers=True,
@@ -102,12 +103,13 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         loader.update(cfg[field])
         if args.no_pin_memory:
             loader.pin_memory = False
-        if args.no_persistent_workers or not loader.get('num_workers', 0):
+        if args.no_persistent_workers:
             loader.persistent_workers = False
         cfg[field] = loader
 
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    drop_persistent_workers_without_workers(cfg)
     return cfg
 
 

@@ -7,7 +7,8 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 # Tiny ViT for the CPU demo: 32 px images, 4 px patches (8 x 8 = 64 tokens).
-arch = dict(embed_dims=128, num_layers=4, num_heads=4, feedforward_channels=512)
+arch = dict(
+    embed_dims=128, num_layers=4, num_heads=4, feedforward_channels=512)
 img_size = 32
 patch_size = 4
 

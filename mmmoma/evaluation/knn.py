@@ -17,7 +17,6 @@ import contextlib
 import inspect
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -8,7 +8,7 @@ import torch
 
 
 def get_rng_state() -> Dict[str, Any]:
-    """The python, numpy and torch (CPU and CUDA) RNG states of this process."""
+    """The python, numpy and torch (CPU, CUDA) RNG states of this process."""
     state = dict(
         python=random.getstate(),
         numpy=np.random.get_state(),

@@ -5,15 +5,13 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmmoma.datasets import make_digit_scenes
 from mmmoma.engine.hooks.knn_hook import KNNEvalHook
 from mmmoma.evaluation import extract_features, weighted_knn_top1
 
-MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
-PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+from ..helpers import folder_loader, tiny_mae_config
 
 
 @pytest.fixture(scope='module')
@@ -23,86 +21,11 @@ def data_root(tmp_path_factory):
     return root
 
 
-def knn_loader(data_root, split):
-    return dict(
-        batch_size=32,
-        num_workers=0,
-        persistent_workers=False,
-        sampler=dict(type='DefaultSampler', shuffle=False),
-        collate_fn=dict(type='default_collate'),
-        dataset=dict(
-            type='CustomDataset',
-            data_root=data_root,
-            data_prefix=split,
-            pipeline=PIPELINE))
-
-
-def tiny_mae_config(data_root, work_dir, arch, max_epochs=1, hooks=()):
-    """A self-contained config (no _base_) of a tiny mmpretrain MAE."""
-    return Config(
-        dict(
-            default_scope='mmpretrain',
-            custom_imports=dict(imports=['mmmoma'],
-                                allow_failed_imports=False),
-            experiment_name=osp.basename(work_dir),
-            work_dir=work_dir,
-            model=dict(
-                type='MAE',
-                data_preprocessor=dict(
-                    type='SelfSupDataPreprocessor',
-                    mean=MEAN,
-                    std=STD,
-                    to_rgb=True),
-                backbone=dict(
-                    type='MAEViT',
-                    arch=arch,
-                    img_size=32,
-                    patch_size=4,
-                    mask_ratio=0.75),
-                neck=dict(
-                    type='MAEPretrainDecoder',
-                    num_patches=64,
-                    patch_size=4,
-                    in_chans=3,
-                    embed_dim=arch['embed_dims'],
-                    decoder_embed_dim=32,
-                    decoder_depth=1,
-                    decoder_num_heads=4),
-                head=dict(
-                    type='MAEPretrainHead',
-                    norm_pix=True,
-                    patch_size=4,
-                    loss=dict(type='PixelReconstructionLoss',
-                              criterion='L2'))),
-            train_dataloader=dict(
-                batch_size=25,
-                num_workers=0,
-                sampler=dict(type='DefaultSampler', shuffle=True),
-                collate_fn=dict(type='default_collate'),
-                dataset=dict(
-                    type='CustomDataset',
-                    data_root=data_root,
-                    data_prefix='train',
-                    pipeline=PIPELINE)),
-            optim_wrapper=dict(
-                optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05)),
-            train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
-            default_hooks=dict(
-                logger=dict(type='LoggerHook', interval=1),
-                checkpoint=None),
-            visualizer=dict(
-                type='UniversalVisualizer',
-                vis_backends=[dict(type='LocalVisBackend')]),
-            custom_hooks=list(hooks),
-            randomness=dict(seed=0),
-            log_level='INFO'))
-
-
 def knn_hook(data_root, **kwargs):
     return dict(
         type='KNNEvalHook',
-        train_dataloader=knn_loader(data_root, 'train'),
-        val_dataloader=knn_loader(data_root, 'val'),
+        train_dataloader=folder_loader(data_root, 'train'),
+        val_dataloader=folder_loader(data_root, 'val'),
         k=5,
         **kwargs)
 
@@ -172,7 +95,7 @@ def test_hook_by_iteration(data_root, tmp_path, tiny_arch):
 
 
 def test_invalid_arguments(data_root):
-    loader = knn_loader(data_root, 'train')
+    loader = folder_loader(data_root, 'train')
     with pytest.raises(ValueError, match='interval'):
         KNNEvalHook(loader, loader, interval=0)
     with pytest.raises(ValueError, match='feature'):

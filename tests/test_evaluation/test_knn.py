@@ -15,7 +15,7 @@ from mmmoma.evaluation import (extract_features, extract_raw_pixel_features,
                                weighted_knn_top1)
 from mmmoma.utils.rng import preserve_rng_state
 
-MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+from ..helpers import MEAN, PIPELINE, SELFSUP_PREPROCESSOR, STD, tiny_mae_model
 
 # Four 2-D train points and one query; cosines to the query q = (1, 0.2):
 TRAIN_FEATS = torch.tensor([[1., 0.], [0., 1.], [1., 1.], [-1., 0.]])
@@ -181,45 +181,15 @@ def scenes_loaders(tmp_path_factory):
                     type='CustomDataset',
                     data_root=root,
                     data_prefix=split,
-                    pipeline=[
-                        dict(type='LoadImageFromFile'),
-                        dict(type='PackInputs')
-                    ])),
+                    pipeline=PIPELINE)),
             seed=0)
 
     return loader('train'), loader('val')
 
 
 def build_tiny_mae(arch):
-    model = MODELS.build(
-        dict(
-            type='MAE',
-            data_preprocessor=dict(
-                type='SelfSupDataPreprocessor',
-                mean=MEAN,
-                std=STD,
-                to_rgb=True),
-            backbone=dict(
-                type='MAEViT',
-                arch=arch,
-                img_size=32,
-                patch_size=4,
-                drop_rate=0.5,  # eval mode must switch it off
-                mask_ratio=0.75),
-            neck=dict(
-                type='MAEPretrainDecoder',
-                num_patches=64,
-                patch_size=4,
-                in_chans=3,
-                embed_dim=64,
-                decoder_embed_dim=32,
-                decoder_depth=1,
-                decoder_num_heads=4),
-            head=dict(
-                type='MAEPretrainHead',
-                norm_pix=True,
-                patch_size=4,
-                loss=dict(type='PixelReconstructionLoss', criterion='L2'))))
+    # dropout on: eval mode must switch it off
+    model = MODELS.build(tiny_mae_model(arch, drop_rate=0.5))
     model.init_weights()
     return model
 
@@ -309,11 +279,7 @@ def test_mocov3_and_classifier_pooled_outputs(scenes_loaders, tiny_arch):
     mocov3 = MODELS.build(
         dict(
             type='MoCoV3',
-            data_preprocessor=dict(
-                type='SelfSupDataPreprocessor',
-                mean=MEAN,
-                std=STD,
-                to_rgb=True),
+            data_preprocessor=SELFSUP_PREPROCESSOR,
             backbone=dict(backbone, type='MoCoV3ViT'),
             neck=dict(
                 type='NonLinearNeck',

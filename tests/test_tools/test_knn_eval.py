@@ -17,9 +17,9 @@ from mmmoma.evaluation import extract_raw_pixel_features, weighted_knn_top1
 from mmmoma.models.utils.checkpoint_formats import (CheckpointFormatError,
                                                     CheckpointMismatchError)
 
+from ..helpers import MEAN, STD, folder_loader, tiny_mae_config
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
-PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 
 
 def load_tool():
@@ -30,83 +30,16 @@ def load_tool():
     return module
 
 
-def knn_loader(data_root, split):
-    return dict(
-        batch_size=16,
-        num_workers=0,
-        persistent_workers=False,
-        sampler=dict(type='DefaultSampler', shuffle=False),
-        collate_fn=dict(type='default_collate'),
-        dataset=dict(
-            type='CustomDataset',
-            data_root=data_root,
-            data_prefix=split,
-            pipeline=PIPELINE))
-
-
-def tiny_mae_config(data_root, work_dir, arch):
-    return Config(
-        dict(
-            default_scope='mmpretrain',
-            custom_imports=dict(imports=['mmmoma'],
-                                allow_failed_imports=False),
-            experiment_name='knn_eval_' + osp.basename(work_dir),
-            work_dir=work_dir,
-            # top level, as in mmpretrain configs: the Runner (and the tool)
-            # must merge it into the model
-            data_preprocessor=dict(
-                type='SelfSupDataPreprocessor',
-                mean=MEAN,
-                std=STD,
-                to_rgb=True),
-            model=dict(
-                type='MAE',
-                backbone=dict(
-                    type='MAEViT',
-                    arch=arch,
-                    img_size=32,
-                    patch_size=4,
-                    mask_ratio=0.75),
-                neck=dict(
-                    type='MAEPretrainDecoder',
-                    num_patches=64,
-                    patch_size=4,
-                    in_chans=3,
-                    embed_dim=arch['embed_dims'],
-                    decoder_embed_dim=32,
-                    decoder_depth=1,
-                    decoder_num_heads=4),
-                head=dict(
-                    type='MAEPretrainHead',
-                    norm_pix=True,
-                    patch_size=4,
-                    loss=dict(type='PixelReconstructionLoss',
-                              criterion='L2'))),
-            knn_train_dataloader=knn_loader(data_root, 'train'),
-            knn_val_dataloader=knn_loader(data_root, 'val'),
-            train_dataloader=dict(
-                batch_size=20,
-                num_workers=0,
-                sampler=dict(type='DefaultSampler', shuffle=True),
-                collate_fn=dict(type='default_collate'),
-                dataset=dict(
-                    type='CustomDataset',
-                    data_root=data_root,
-                    data_prefix='train',
-                    pipeline=PIPELINE)),
-            optim_wrapper=dict(
-                optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05)),
-            train_cfg=dict(by_epoch=True, max_epochs=1),
-            default_hooks=dict(
-                checkpoint=dict(type='CheckpointHook', interval=1)),
-            custom_hooks=[
-                dict(
-                    type='KNNEvalHook',
-                    train_dataloader=knn_loader(data_root, 'train'),
-                    val_dataloader=knn_loader(data_root, 'val'),
-                    k=5)
-            ],
-            randomness=dict(seed=0)))
+def tiny_mae_knn_config(data_root, work_dir, arch):
+    """Tiny MAE training whose KNNEvalHook logs the value the tool must
+    reproduce; the kNN tool reads the config's knn_*_dataloader fields."""
+    return tiny_mae_config(
+        data_root, work_dir, arch, batch_size=20, knn_batch_size=16,
+        checkpoint=dict(type='CheckpointHook', interval=1),
+        hooks=[dict(type='KNNEvalHook',
+                    train_dataloader=folder_loader(data_root, 'train', 16),
+                    val_dataloader=folder_loader(data_root, 'val', 16),
+                    k=5)])
 
 
 @pytest.fixture(scope='module')
@@ -119,7 +52,7 @@ def trained(tmp_path_factory):
     make_digit_scenes(data_root, num_train=40, num_val=20, show_progress=False)
     arch = dict(
         embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128)
-    cfg = tiny_mae_config(data_root, str(root / 'work'), arch)
+    cfg = tiny_mae_knn_config(data_root, str(root / 'work'), arch)
     config_path = str(root / 'tiny_mae_knn.py')
     cfg.dump(config_path)
     runner = Runner.from_cfg(cfg)

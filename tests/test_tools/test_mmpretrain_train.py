@@ -13,7 +13,7 @@ MMPRETRAIN_TRAIN = osp.join(
 
 @pytest.mark.parametrize('config', [MAE_DEMO, MOCOV3_DEMO])
 def test_demo_config_trains_with_mmpretrain_tool(config, tmp_path,
-                                                  tiny_image_folder):
+                                                 tiny_image_folder):
     assert osp.exists(MMPRETRAIN_TRAIN)
     proc = run([python(), MMPRETRAIN_TRAIN, config, '--work-dir',
                 str(tmp_path), '--cfg-options',

@@ -1,5 +1,4 @@
 """Resume after a kill reproduces the uninterrupted run exactly (CPU)."""
-import os
 import os.path as osp
 
 import torch

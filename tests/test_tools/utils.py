@@ -7,7 +7,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 MAE_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
                         'mae_vit-tiny-p4_1xb128-40e_digit-scenes.py')
 MOCOV3_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
-                           'mocov3_vit-tiny-p4_1xb128-60e_digit-scenes.py')
+                           'mocov3_vit-tiny-p4_1xb128-20e_digit-scenes.py')
 FINETUNE_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
                              'vit-tiny-p4_ft-1xb64-15e_digit-scenes.py')
 

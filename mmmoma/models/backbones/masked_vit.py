@@ -64,7 +64,7 @@ class MaskedViT(VisionTransformer):
         initialize(self, init_cfg)
 
     def train(self, mode: bool = True) -> 'MaskedViT':
-        """Set train / eval mode; unlike mmpretrain's backbones, return self."""
+        """Set train / eval mode and return self (mmpretrain returns None)."""
         super().train(mode)
         return self
 
@@ -89,7 +89,8 @@ class MaskedViT(VisionTransformer):
         """
         tokens, patch_resolution = self.patch_embed(x)
         pos_embed = self._resized_pos_embed(patch_resolution)
-        return tokens + pos_embed[:, self.num_prefix_tokens:], patch_resolution
+        patch_pos_embed = pos_embed[:, self.num_prefix_tokens:]
+        return tokens + patch_pos_embed, patch_resolution
 
     def prefix_tokens(self, batch_size: int,
                       patch_resolution: Tuple[int, int]) -> Tensor:
@@ -192,4 +193,3 @@ class MaskedViT(VisionTransformer):
             patch_resolution,
             mode=self.interpolate_mode,
             num_extra_tokens=self.num_extra_tokens)
-

@@ -9,7 +9,8 @@ from .token_selection import (TokenSplit, check_mask_ratio, gather_tokens,
                               split_into_groups, split_prefix, unfold_groups)
 
 __all__ = [
-    'FrozenTeacher', 'StrictPretrained', 'TokenSplit', 'check_mask_ratio', 'gather_tokens',
+    'FrozenTeacher', 'StrictPretrained', 'TokenSplit', 'check_mask_ratio',
+    'gather_tokens',
     'num_visible_tokens', 'random_token_split', 'split_into_groups',
     'split_prefix', 'unfold_groups', 'detect_checkpoint_format',
     'load_backbone_state_dict', 'load_state_dict_strict',

@@ -1,12 +1,13 @@
 """A frozen, pre-trained teacher network (MOMA, MimCo)."""
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import torch
 from mmengine.logging import MMLogger
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from .checkpoint_formats import load_backbone_state_dict, load_state_dict_strict
+from .checkpoint_formats import (load_backbone_state_dict,
+                                 load_state_dict_strict)
 
 
 @MODELS.register_module()

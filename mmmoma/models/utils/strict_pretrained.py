@@ -5,7 +5,8 @@ from mmengine.logging import MMLogger
 from mmpretrain.registry import WEIGHT_INITIALIZERS
 from torch import nn
 
-from .checkpoint_formats import load_backbone_state_dict, load_state_dict_strict
+from .checkpoint_formats import (load_backbone_state_dict,
+                                 load_state_dict_strict)
 
 
 @WEIGHT_INITIALIZERS.register_module()

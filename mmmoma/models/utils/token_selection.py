@@ -97,7 +97,7 @@ def random_token_split(batch_size: int,
 
 def split_into_groups(ids: Tensor, num_groups: int,
                       name: str = 'num_groups') -> Tuple[Tensor, Tensor]:
-    """Split each sample's index set into ``num_groups`` equal, disjoint groups.
+    """Split each sample's index set into ``num_groups`` disjoint groups.
 
     Groups are consecutive runs of ``ids`` (which is usually in random order,
     so the groups are random subsets). When ``M`` is not divisible by

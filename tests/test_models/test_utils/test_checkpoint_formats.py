@@ -14,10 +14,13 @@ from mmpretrain.models.utils import resize_pos_embed
 from timm.models.vision_transformer import VisionTransformer as TimmViT
 from torch import nn
 
-from mmmoma.models.utils.checkpoint_formats import (
-    CheckpointFormatError, CheckpointMismatchError, detect_checkpoint_format,
-    load_backbone_state_dict, load_state_dict_strict, save_backbone_checkpoint,
-    timm_vit_to_mmpretrain)
+from mmmoma.models.utils.checkpoint_formats import (CheckpointFormatError,
+                                                    CheckpointMismatchError,
+                                                    detect_checkpoint_format,
+                                                    load_backbone_state_dict,
+                                                    load_state_dict_strict,
+                                                    save_backbone_checkpoint,
+                                                    timm_vit_to_mmpretrain)
 
 IMG_SIZE = 32
 PATCH_SIZE = 4

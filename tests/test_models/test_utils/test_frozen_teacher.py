@@ -6,8 +6,8 @@ from mmengine.model import BaseModel
 from mmpretrain.registry import MODELS
 from torch import nn
 
+import mmmoma.models.utils  # noqa: F401  (registers FrozenTeacher)
 from mmmoma.models.backbones import MaskedViT
-from mmmoma.models.utils import FrozenTeacher
 
 
 def save_backbone_checkpoint(path, arch, seed=1):
@@ -154,3 +154,62 @@ def test_missing_checkpoint_and_missing_keys_raise(tmp_path, tiny_arch):
         MODELS.build(teacher_cfg(tiny_arch, path))
     assert 'layers.1.ffn.layers.1.weight' in str(err.value)
     assert 'ln1.bias' in str(err.value)
+
+
+class RandomImages(torch.utils.data.Dataset):
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        generator = torch.Generator().manual_seed(index)
+        return dict(inputs=torch.randn(3, 32, 32, generator=generator))
+
+
+def distiller_runner(work_dir, arch, teacher_path, max_epochs, resume=False):
+    from mmengine.runner import Runner
+    return Runner(
+        model=dict(type='ToyDistiller', arch=arch,
+                   teacher=teacher_cfg(arch, teacher_path)),
+        work_dir=str(work_dir),
+        train_dataloader=dict(
+            dataset=RandomImages(),
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            collate_fn=dict(type='default_collate'),
+            batch_size=4,
+            num_workers=0),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-2)),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           interval=1)),
+        default_scope='mmpretrain',
+        resume=resume,
+        randomness=dict(seed=0),
+        experiment_name=f'distiller_{max_epochs}_{resume}')
+
+
+def test_runner_checkpoint_excludes_teacher_and_resume_rebuilds_it(
+        teacher_ckpt, tiny_arch, tmp_path):
+    path, state = teacher_ckpt
+    work_dir = tmp_path / 'run'
+    distiller_runner(work_dir, tiny_arch, path, max_epochs=2).train()
+    saved = torch.load(work_dir / 'epoch_2.pth', map_location='cpu')
+    assert not any('teacher' in k for k in saved['state_dict'])
+    assert any(k.startswith('student.') for k in saved['state_dict'])
+    # the optimizer state covers the student and projector only
+    num_trainable = len(list(ToyDistiller(
+        tiny_arch, teacher_cfg(tiny_arch, path)).parameters()))
+    assert len(saved['optimizer']['state']) == num_trainable
+
+    runner = distiller_runner(work_dir, tiny_arch, path, max_epochs=3,
+                              resume=True)
+    runner.train()
+    assert runner.epoch == 3
+    teacher = runner.model.teacher
+    for key, value in teacher.network.state_dict().items():
+        assert torch.equal(value, state[key]), key  # rebuilt, untouched
+    assert not teacher.network.training
+    student = runner.model.student.state_dict()
+    resumed_from = saved['state_dict']
+    assert any(not torch.equal(student[k], resumed_from['student.' + k])
+               for k in student)  # the third epoch trained the student

@@ -53,7 +53,8 @@ def test_invalid_mask_ratio_raises_naming_field(bad):
 
 @pytest.mark.parametrize('num_ids,num_groups', [(48, 3), (48, 4), (49, 3),
                                                 (147, 3), (50, 7), (5, 5)])
-def test_groups_disjoint_equal_and_cover_all_but_remainder(num_ids, num_groups):
+def test_groups_disjoint_equal_and_cover_all_but_remainder(
+        num_ids, num_groups):
     ids = torch.stack([torch.randperm(200)[:num_ids] for _ in range(3)])
     groups, rest = split_into_groups(ids, num_groups)
     size = num_ids // num_groups

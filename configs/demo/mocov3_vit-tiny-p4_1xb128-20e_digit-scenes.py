@@ -6,7 +6,8 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 # Tiny ViT for the CPU demo: 32 px images, 4 px patches (8 x 8 = 64 tokens).
-arch = dict(embed_dims=128, num_layers=4, num_heads=4, feedforward_channels=512)
+arch = dict(
+    embed_dims=128, num_layers=4, num_heads=4, feedforward_channels=512)
 img_size = 32
 patch_size = 4
 embed_dims = arch['embed_dims']
@@ -99,7 +100,9 @@ train_dataloader = dict(
         dict(type='PackInputs'),
     ]))
 
-max_epochs = 60
+# 20 epochs (220 iterations, ~4 min on 2 CPU cores) is the cheapest budget
+# that beat random init after fine-tuning (10 epochs did not; see README).
+max_epochs = 20
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.1))
