@@ -1,1 +1,4 @@
-"""Loss functions, written as pure functions of tensors."""
+"""Loss functions and loss weighting."""
+from .weighting import UncertaintyWeighting
+
+__all__ = ['UncertaintyWeighting']
