@@ -33,19 +33,58 @@ class DemoMethod:
         name: row label.
         config: pre-training config (configs/demo/...).
         teachers: config field -> name of an earlier method whose final
-            checkpoint fills it (for distillation methods).
+            checkpoint fills it (for distillation methods: teacher
+            checkpoints, and the student's init checkpoint).
+        work_dir: sub-directory of the demo work dir; defaults to the first
+            word of ``name``, lower-cased.
     """
     name: str
     config: str
     teachers: Dict[str, str] = field(default_factory=dict)
+    work_dir: Optional[str] = None
+
+    @property
+    def work_dir_name(self) -> str:
+        return self.work_dir or self.name.split(' ')[0].lower()
+
+
+MAE_NAME = 'MAE (mmpretrain)'
+MOCO_NAME = 'MoCo v3 (mmpretrain)'
 
 
 # Later methods append their rows here (teachers must come first).
 METHODS: List[DemoMethod] = [
-    DemoMethod('MAE (mmpretrain)',
+    DemoMethod(MAE_NAME,
                'configs/demo/mae_vit-tiny-p4_1xb128-40e_digit-scenes.py'),
-    DemoMethod('MoCo v3 (mmpretrain)',
+    DemoMethod(MOCO_NAME,
                'configs/demo/mocov3_vit-tiny-p4_1xb128-20e_digit-scenes.py'),
+    DemoMethod(
+        'MOMA MoCo→MAE',
+        'configs/demo/moma-mocov3-to-mae_vit-tiny-p4_1xb128-8e_digit-scenes'
+        '.py',
+        teachers={
+            'model.teachers.moco.teacher.checkpoint': MOCO_NAME,
+            'model.backbone.init_cfg.checkpoint': MAE_NAME,
+        },
+        work_dir='moma_moco-to-mae'),
+    DemoMethod(
+        'MOMA MAE→MoCo',
+        'configs/demo/moma-mae-to-mocov3_vit-tiny-p4_1xb128-8e_digit-scenes'
+        '.py',
+        teachers={
+            'model.teachers.mae.teacher.checkpoint': MAE_NAME,
+            'model.backbone.init_cfg.checkpoint': MOCO_NAME,
+        },
+        work_dir='moma_mae-to-moco'),
+    DemoMethod(
+        'MOMA multi-teacher',
+        'configs/demo/moma-multi-teacher_vit-tiny-p4_1xb128-4e_digit-scenes'
+        '.py',
+        teachers={
+            'model.teachers.mae.teacher.checkpoint': MAE_NAME,
+            'model.teachers.moco.teacher.checkpoint': MOCO_NAME,
+        },
+        work_dir='moma_multi-teacher'),
 ]
 
 
@@ -68,6 +107,23 @@ def run(cmd: List[str], log_path: str) -> float:
 def last_checkpoint(work_dir: str) -> str:
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         return f.read().strip()
+
+
+def teacher_checkpoint(name: str, checkpoints: Dict[str, str],
+                       work_root: str) -> str:
+    """Final checkpoint of the earlier method ``name``: from this run, or
+    (with ``--only``) from a previous run in the same work dir."""
+    if name in checkpoints:
+        return checkpoints[name]
+    method = next((m for m in METHODS if m.name == name), None)
+    if method is None:
+        raise KeyError(f'unknown demo method {name!r}')
+    work_dir = osp.join(work_root, method.work_dir_name)
+    if not osp.exists(osp.join(work_dir, 'last_checkpoint')):
+        sys.exit(f'{name!r} is needed as a teacher / initialisation but has '
+                 f'no checkpoint in {work_dir}; run it first '
+                 f'(--only {name!r})')
+    return last_checkpoint(work_dir)
 
 
 def final_scalars(work_dir: str, key: str) -> float:
@@ -162,10 +218,12 @@ def main() -> None:
     for method in METHODS:
         if args.only and method.name not in args.only:
             continue
-        work_dir = osp.join(work_root, method.name.split(' ')[0].lower())
+        work_dir = osp.join(work_root, method.work_dir_name)
         os.makedirs(work_dir, exist_ok=True)
-        options = [f'{key}={checkpoints[teacher]}'
-                   for key, teacher in method.teachers.items()]
+        options = [
+            f'{key}={teacher_checkpoint(teacher, checkpoints, work_root)}'
+            for key, teacher in method.teachers.items()
+        ]
         cmd = [sys.executable, 'tools/train.py', method.config,
                '--work-dir', work_dir]
         cmd += ['--cfg-options', *options] if options else []
@@ -175,7 +233,9 @@ def main() -> None:
         rows.append(dict(
             name=method.name,
             budget=pretrain_budget(work_dir, seconds),
-            knn=knn(method.config, checkpoint, work_dir),
+            # the same options: a distillation model builds its teachers
+            knn=knn(method.config, checkpoint, work_dir,
+                    ['--cfg-options', *options] if options else []),
             finetune=finetune(checkpoint, osp.join(work_dir, 'finetune'))))
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
 

@@ -22,6 +22,9 @@ Counting convention (the usual "model FLOPs"):
   kernels add the recomputation (2.5× the forward); :func:`count_flops`
   overrides them with the formula above, so counts do not depend on the
   device.
+* ``FlopCounterMode`` counts at the dispatcher, below autograd: forwards
+  run under ``torch.no_grad()`` (frozen teachers) are counted like any other
+  and, having no graph, add no backward FLOPs.
 """
 from typing import Any, Callable, Dict, Optional, Sequence
 

@@ -129,3 +129,115 @@ def test_cli_prints_table_for_config_and_baselines(tmp_path):
     # same encoder, 1 decoder block instead of 8: fewer FLOPs than MAE
     assert 0 < rows['mae_shallow_decoder']['train_gflops_per_image'] < \
         rows['mmpretrain MAE']['train_gflops_per_image']
+
+
+# A MOMA config as the recipes write it (ViT-B, checkpoints the user fills
+# in): one teacher paired with the strong view, a StrictPretrained student.
+MOMA_CONFIG = """
+model = dict(
+    type='MOMA',
+    data_preprocessor=dict(type='SelfSupDataPreprocessor', mean=[0., 0., 0.],
+                           std=[255., 255., 255.], to_rgb=True),
+    backbone=dict(
+        type='MaskedViT', arch='b', img_size=224, patch_size=16,
+        out_type='raw',
+        init_cfg=dict(type='StrictPretrained',
+                      checkpoint='does/not/exist/student.pth')),
+    teachers=dict(
+        mocov3=dict(
+            teacher=dict(
+                network=dict(type='MaskedViT', arch='b', img_size=224,
+                             patch_size=16, out_type='raw'),
+                checkpoint='does/not/exist/teacher.pth'),
+            student_view=1)),
+    mask_ratio=0.9)
+train_dataloader = dict(
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='RandomResizedCrop', scale=224),
+        dict(type='MultiView', num_views=[1, 1],
+             transforms=[[], [dict(type='Solarize', thr=128, prob=1.0)]]),
+        dict(type='PackInputs'),
+    ]))
+optim_wrapper = dict(type='AmpOptimWrapper',
+                     optimizer=dict(type='AdamW', lr=1e-4))
+"""
+MOMA_FIELDS = ['model.backbone.init_cfg.checkpoint',
+               'model.teachers.mocov3.teacher.checkpoint']
+
+
+@pytest.fixture
+def moma_config(tmp_path):
+    config = tmp_path / 'moma_tiny.py'
+    config.write_text(MOMA_CONFIG)
+    return str(config)
+
+
+def test_moma_flops_match_teacher_forward_plus_masked_student_step(
+        benchmark, tiny_result, moma_config, capsys):
+    result = benchmark.main(
+        [moma_config, '--no-baselines', '--random-teachers', *TINY_ARGS])
+    printed = capsys.readouterr().out
+    (row, ) = result.rows
+    assert row.stand_in_checkpoints == MOMA_FIELDS
+    for field in MOMA_FIELDS:
+        assert f'--random-teachers: {field}:' in printed
+    assert '† moma_tiny with random stand-in weights for: ' + \
+        ', '.join(MOMA_FIELDS) in printed
+
+    # Analytic count (matmuls + attention, 2 FLOPs per multiply-add):
+    # teacher forward = F; student: patch embedding of all 64 patches
+    # (forward + weight gradient), the 2 encoder layers on the
+    # round(64 * 0.1) = 6 visible tokens + CLS (forward + backward = 3x),
+    # and the linear projector on those 7 tokens (3x).
+    dims, mlp, layers = 64, 256, 2
+    reference = result.reference_forward_gflops * 1e9
+    patch_embed = 2 * 64 * (3 * 4 * 4) * dims
+    tokens = round(64 * (1 - 0.9)) + 1
+
+    def encoder(length):
+        return layers * (2 * length * (4 * dims * dims + 2 * dims * mlp) +
+                         4 * length * length * dims)
+
+    assert reference == patch_embed + encoder(65)  # F
+    student = 2 * patch_embed + 3 * encoder(tokens) + 3 * 2 * tokens * dims**2
+    assert row.train_gflops_per_image * 1e9 == pytest.approx(
+        reference + student, rel=1e-9)
+    # the teacher runs without autograd, yet its forward is counted
+    assert 1 < row.flops_ratio < 1.5
+    mocov3 = {r.name: r for r in tiny_result.rows}['mmpretrain MoCo v3']
+    assert row.flops_ratio < mocov3.flops_ratio
+
+
+def test_missing_checkpoints_need_random_teachers(benchmark, moma_config):
+    with pytest.raises(FileNotFoundError,
+                       match='--random-teachers') as error:
+        benchmark.main([moma_config, '--no-baselines', *TINY_ARGS])
+    for field in MOMA_FIELDS:
+        assert field in str(error.value)
+
+
+def test_random_stand_ins_fit_the_overridden_arch(benchmark, moma_config,
+                                                  tmp_path):
+    from mmpretrain.registry import MODELS
+
+    from mmmoma.models.utils.checkpoint_formats import (
+        load_backbone_state_dict, load_state_dict_strict)
+    cfg = benchmark.load_config(moma_config)
+    benchmark.override_model_size(cfg.model, TINY_ARCH, 32, 4)
+    teacher_cfg = cfg.model.teachers.mocov3.teacher
+    assert teacher_cfg.network.arch == TINY_ARCH  # teachers resized too
+    changes = benchmark.write_random_stand_in_checkpoints(
+        cfg.model, str(tmp_path / 'stand_ins'))
+    assert [change.split(':')[0] for change in changes] == MOMA_FIELDS
+    paths = [cfg.model.backbone.init_cfg.checkpoint, teacher_cfg.checkpoint]
+    assert all(path.startswith(str(tmp_path / 'stand_ins')) for path in paths)
+    student_weights, teacher_weights = (
+        load_backbone_state_dict(path) for path in paths)
+    network = MODELS.build(teacher_cfg.network)
+    assert load_state_dict_strict(network, teacher_weights) == len(
+        network.state_dict())
+    # independent random draws, not one file twice
+    assert not torch.equal(student_weights['layers.0.attn.qkv.weight'],
+                           teacher_weights['layers.0.attn.qkv.weight'])

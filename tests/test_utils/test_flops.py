@@ -158,3 +158,34 @@ def test_train_step_flops_with_and_without_optim_wrapper():
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     assert train_step_flops(model, data, optim_wrapper) == expected
     assert not torch.equal(weights_before, model.first.weight)  # a real step
+
+
+class FrozenTeacherModel(BaseModel):
+    """A trained linear layer plus a frozen one run under ``no_grad`` (as
+    ``FrozenTeacher`` runs MOMA's teachers)."""
+
+    def __init__(self):
+        super().__init__()
+        self.student = nn.Linear(5, 7)
+        self.teacher = nn.Linear(5, 7).requires_grad_(False)
+
+    def forward(self, inputs, data_samples=None, mode='loss'):
+        with torch.no_grad():
+            target = self.teacher(inputs)
+        return dict(loss=(self.student(inputs) - target).pow(2).mean())
+
+
+def test_no_grad_forward_is_counted():
+    """FlopCounterMode counts at the dispatcher, below autograd: ops run
+    under ``torch.no_grad()`` are counted, and they add no backward."""
+    linear = nn.Linear(5, 7)
+    inputs = torch.randn(4, 5)
+    with torch.no_grad():
+        no_grad_flops = count_flops(linear, inputs)
+    assert no_grad_flops == count_flops(linear, inputs) == 2 * 4 * 5 * 7
+
+    batch = 4
+    data = dict(inputs=torch.randn(batch, 5))
+    layer = 2 * batch * 5 * 7
+    # student: forward + weight grad; teacher: forward only
+    assert train_step_flops(FrozenTeacherModel(), data) == 2 * layer + layer

@@ -6,14 +6,25 @@ configs) the tool
 
 1. rewrites the config to the requested ViT (``--arch``, ``--img-size``,
    ``--patch-size``; see :func:`override_model_size` and
-   :func:`override_pipeline_size` for exactly which fields change),
-2. builds one real training batch: the config's own train pipeline (without
+   :func:`override_pipeline_size` for exactly which fields change; every
+   ViT-based module gets the same arch, frozen teachers included),
+2. with ``--random-teachers``, points every checkpoint the model reads when
+   it is built or initialised (``FrozenTeacher`` checkpoints, e.g. MOMA's
+   ``teachers.<name>.teacher.checkpoint``, and ``StrictPretrained`` init
+   checkpoints) at a randomly initialised checkpoint of the overridden arch
+   in a temporary folder, and prints each replacement (see
+   :func:`write_random_stand_in_checkpoints`); without it those files must
+   exist (and fit the arch),
+3. builds the model and calls ``init_weights`` as MMEngine's Runner does,
+4. builds one real training batch: the config's own train pipeline (without
    ``LoadImageFromFile``) on synthetic uint8 images, collated by the config's
    ``collate_fn``, so multi-view pipelines give the model what it expects,
-3. counts the FLOPs of one full training step (``model.train_step`` with an
+5. counts the FLOPs of one full training step (``model.train_step`` with an
    ``OptimWrapper``: forward + backward; see :mod:`mmmoma.utils.flops` for the
-   counting convention, attention included on every device),
-4. times ``--steps`` further steps after ``--warmup`` steps (median; CUDA is
+   counting convention, attention included on every device; forwards run
+   under ``torch.no_grad``, such as frozen teachers, are counted, and add no
+   backward),
+6. times ``--steps`` further steps after ``--warmup`` steps (median; CUDA is
    synchronised around each step) and reads the peak GPU memory.
 
 FLOPs are reported per sample of the batch (a MoCo v3 sample is two crops) and
@@ -24,6 +35,12 @@ Example (the README's ViT-B/16 figures)::
 
     python tools/analysis/benchmark.py --arch b --img-size 224 \
         --batch-size 2 --steps 3 --warmup 1 --device cpu
+
+MOMA (one ViT-B teacher, ViT-B student at 90 % mask) next to MAE and MoCo v3,
+without the teacher / student checkpoint files::
+
+    python tools/analysis/benchmark.py CONFIG --random-teachers --arch b \
+        --img-size 224 --batch-size 2 --steps 2 --warmup 1 --device cpu
 """
 import argparse
 import ast
@@ -32,8 +49,10 @@ import gc
 import json
 import logging
 import os.path as osp
+import re
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -70,7 +89,8 @@ EXTRA_VIT_ARCHS: Dict[str, Dict[str, int]] = dict.fromkeys(
          feedforward_channels=1536))
 #: Keys of non-ViT model modules (necks, heads, decoders) that hold the ViT
 #: width; a value equal to an old ViT width is replaced by the new width.
-WIDTH_KEYS = ('in_channels', 'embed_dim', 'embed_dims', 'in_dims')
+WIDTH_KEYS = ('in_channels', 'embed_dim', 'embed_dims', 'in_dims',
+              'out_dims')
 #: Output-size key of each crop / resize transform that is set to
 #: ``--img-size`` in the train pipeline.
 CROP_SIZE_KEYS = {
@@ -95,6 +115,7 @@ class BenchmarkSettings:
     warmup: int
     amp: bool
     seed: int = 0
+    random_teachers: bool = False
 
 
 @dataclass
@@ -113,6 +134,9 @@ class BenchmarkRow:
             on the CPU.
         overrides: The config fields that the size overrides rewrote.
         cfg_options: The ``--cfg-options`` given for this config.
+        stand_in_checkpoints: The ``checkpoint`` fields (teachers,
+            ``StrictPretrained`` inits) that ``--random-teachers`` pointed
+            at random weights.
     """
     name: str
     config: str
@@ -123,6 +147,7 @@ class BenchmarkRow:
     peak_memory_mib: Optional[float]
     overrides: List[str] = field(default_factory=list)
     cfg_options: Dict[str, Any] = field(default_factory=dict)
+    stand_in_checkpoints: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -345,6 +370,133 @@ def override_pipeline_size(pipeline: List[Dict[str, Any]],
 
 
 # ----------------------------------------------------------------------------
+# Checkpoints the model loads at build / init time
+# ----------------------------------------------------------------------------
+@dataclass
+class CheckpointReference:
+    """A checkpoint file that building or initialising the model reads.
+
+    Attributes:
+        field: Config path of the ``checkpoint`` field, e.g.
+            ``model.teachers.mocov3.teacher.checkpoint``.
+        holder: The dict holding the ``checkpoint`` key (a ``FrozenTeacher``
+            config or a ``StrictPretrained`` init config), edited in place.
+        module_cfg: Config of the module the weights are loaded into (the
+            teacher ``network``, or the module owning the ``init_cfg``).
+    """
+    field: str
+    holder: Dict[str, Any]
+    module_cfg: Dict[str, Any]
+
+
+def _frozen_teacher_class() -> type:
+    from mmmoma.models.utils import FrozenTeacher
+    return FrozenTeacher
+
+
+def _is_frozen_teacher_cfg(path: str, node: Dict[str, Any]) -> bool:
+    """Whether ``node`` configures a ``FrozenTeacher``: its ``type`` is one,
+    or it is an untyped ``teacher`` dict with ``network`` and ``checkpoint``
+    (MOMA's ``teachers.<name>.teacher``, built as a ``FrozenTeacher`` by the
+    algorithm)."""
+    if 'type' not in node:
+        return path.endswith('.teacher') and 'network' in node \
+            and 'checkpoint' in node
+    cls = _registered_class(node.get('type'))
+    return cls is not None and issubclass(cls, _frozen_teacher_class())
+
+
+def find_checkpoint_references(
+        model_cfg: Dict[str, Any]) -> List[CheckpointReference]:
+    """Every teacher checkpoint (:func:`_is_frozen_teacher_cfg`) and every
+    ``StrictPretrained`` init checkpoint (``init_cfg`` a dict or a list of
+    dicts) in a model config, depth first."""
+    references = []
+    for path, node in _walk_dicts(model_cfg, 'model'):
+        if _is_frozen_teacher_cfg(path, node):
+            if not isinstance(node.get('network'), dict):
+                raise ValueError(f'{path}.network: a FrozenTeacher needs a '
+                                 'network config dict')
+            references.append(
+                CheckpointReference(f'{path}.checkpoint', node,
+                                    node['network']))
+        init_cfgs = node.get('init_cfg')
+        init_list = init_cfgs if isinstance(init_cfgs,
+                                            (list, tuple)) else [init_cfgs]
+        for index, init_cfg in enumerate(init_list):
+            if isinstance(init_cfg, dict) and \
+                    init_cfg.get('type') == 'StrictPretrained':
+                where = f'{path}.init_cfg' + (
+                    f'[{index}]' if init_list is init_cfgs else '')
+                references.append(
+                    CheckpointReference(f'{where}.checkpoint', init_cfg,
+                                        node))
+    return references
+
+
+def check_checkpoints_exist(model_cfg: Dict[str, Any], name: str) -> None:
+    """Raise a FileNotFoundError naming every referenced checkpoint file
+    (:func:`find_checkpoint_references`) that does not exist."""
+    missing = [
+        f'{reference.field}={reference.holder.get("checkpoint")!r}'
+        for reference in find_checkpoint_references(model_cfg)
+        if not (isinstance(reference.holder.get('checkpoint'), str)
+                and osp.isfile(reference.holder['checkpoint']))
+    ]
+    if missing:
+        raise FileNotFoundError(
+            f'{name}: checkpoint file(s) not found: {"; ".join(missing)}. '
+            'Pass --random-teachers to benchmark with random stand-in '
+            'weights (FLOPs and time do not depend on the weights).')
+
+
+def write_random_stand_in_checkpoints(model_cfg: Dict[str, Any],
+                                      out_dir: str,
+                                      seed: int = 0) -> List[str]:
+    """Point every teacher / ``StrictPretrained`` checkpoint of a model
+    config at a randomly initialised checkpoint of the right architecture.
+
+    For each reference of :func:`find_checkpoint_references`, the module it
+    loads into is built from its config as it stands (so after
+    :func:`override_model_size`: the overridden arch), without its
+    ``init_cfg``, randomly initialised (``init_weights``), and its state dict
+    is saved as a backbone-only file (``save_backbone_checkpoint``; such
+    files are read whatever ``prefix`` / ``checkpoint_prefix`` says). The
+    ``checkpoint`` field is then set to that file, in place.
+
+    Args:
+        model_cfg: The ``model`` dict of a config.
+        out_dir: Folder for the stand-in files (e.g. a temporary folder that
+            outlives building and initialising the model).
+        seed: Seed of the random weights.
+
+    Returns:
+        The rewritten fields, as ``field: old -> new`` strings.
+    """
+    from mmpretrain.registry import MODELS
+
+    from mmmoma.models.utils.checkpoint_formats import save_backbone_checkpoint
+    changes = []
+    for index, reference in enumerate(find_checkpoint_references(model_cfg)):
+        module_cfg = copy.deepcopy(reference.module_cfg)
+        module_cfg['init_cfg'] = None
+        torch.manual_seed(seed + index)
+        module = MODELS.build(module_cfg)
+        if hasattr(module, 'init_weights'):
+            module.init_weights()
+        stem = re.sub(r'[^A-Za-z0-9]+', '_', reference.field).strip('_')
+        path = osp.join(out_dir, f'{index}_{stem}.pth')
+        save_backbone_checkpoint(
+            module.state_dict(), path,
+            meta=dict(stand_in='random', field=reference.field))
+        del module
+        old = reference.holder.get('checkpoint')
+        reference.holder['checkpoint'] = path
+        changes.append(f'{reference.field}: {old!r} -> {path!r}')
+    return changes
+
+
+# ----------------------------------------------------------------------------
 # Batch, model, measurement
 # ----------------------------------------------------------------------------
 def build_train_batch(cfg: Config, batch_size: int, img_size: int,
@@ -488,6 +640,19 @@ def benchmark_config(name: str,
         find_train_pipeline(cfg), settings.img_size)
     print(f'  overrides: {"; ".join(overrides) or "none"}', flush=True)
 
+    stand_in_dir = None
+    stand_in_fields = []
+    if settings.random_teachers:
+        stand_in_dir = tempfile.TemporaryDirectory(prefix='mmmoma_stand_in_')
+        stand_ins = write_random_stand_in_checkpoints(
+            cfg.model, stand_in_dir.name, settings.seed)
+        for change in stand_ins:
+            print(f'  --random-teachers: {change} (random weights)',
+                  flush=True)
+        stand_in_fields = [change.split(':')[0] for change in stand_ins]
+    else:
+        check_checkpoints_exist(cfg.model, name)
+
     set_random_seed(settings.seed)
     data = build_train_batch(cfg, settings.batch_size, settings.img_size,
                              settings.seed)
@@ -496,7 +661,18 @@ def benchmark_config(name: str,
     model_cfg = copy.deepcopy(cfg.model)
     if isinstance(cfg.get('data_preprocessor'), dict):
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    model = revert_sync_batchnorm(MODELS.build(model_cfg))
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # silence the per-parameter init log
+    try:
+        # Teachers load their checkpoints when built, StrictPretrained
+        # inits in init_weights (called as the Runner does).
+        model = revert_sync_batchnorm(MODELS.build(model_cfg))
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+        if stand_in_dir is not None:
+            stand_in_dir.cleanup()
     model.to(device)
     model.train()
     check_input_size(model, data, settings.img_size, name)
@@ -546,7 +722,8 @@ def benchmark_config(name: str,
         images_per_s=settings.batch_size / step_time,
         peak_memory_mib=peak_memory,
         overrides=overrides,
-        cfg_options=dict(cfg_options or {}))
+        cfg_options=dict(cfg_options or {}),
+        stand_in_checkpoints=stand_in_fields)
 
 
 # ----------------------------------------------------------------------------
@@ -569,7 +746,8 @@ def format_table(result: BenchmarkResult) -> str:
     ]
     header = ('model', 'train GFLOPs/img', 'x F', 'step ms', 'img/s',
               'peak GPU MiB')
-    body = [(row.name + ('*' if row.cfg_options else ''),
+    body = [(row.name + ('*' if row.cfg_options else '') +
+             ('†' if row.stand_in_checkpoints else ''),
              f'{row.train_gflops_per_image:.4g}',
              f'{row.flops_ratio:.2f}', f'{row.step_time_s * 1e3:.1f}',
              f'{row.images_per_s:.2f}',
@@ -590,6 +768,10 @@ def format_table(result: BenchmarkResult) -> str:
         f'* {row.name} with cfg-options: ' + ' '.join(
             f'{key}={value}' for key, value in row.cfg_options.items())
         for row in result.rows if row.cfg_options
+    ] + [
+        f'† {row.name} with random stand-in weights for: ' +
+        ', '.join(row.stand_in_checkpoints)
+        for row in result.rows if row.stand_in_checkpoints
     ]
     return '\n'.join(lines + [rule, render(header), rule] +
                      [render(line) for line in body] + [rule] + notes)
@@ -641,6 +823,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
             help=f'overrides (key=value) for the {name} baseline, e.g. a '
             'smaller MAE decoder for tiny encoders (default: the published '
             'config)')
+    parser.add_argument(
+        '--random-teachers', action='store_true',
+        help='replace every FrozenTeacher checkpoint and every '
+        'StrictPretrained init checkpoint in the CONFIGs by a randomly '
+        'initialised checkpoint of the benchmarked arch, written to a '
+        'temporary folder (cost does not depend on the weights); without '
+        'it, the files must exist and fit --arch')
     parser.add_argument('--no-baselines', action='store_true',
                         help='leave out the mmpretrain MAE / MoCo v3 rows')
     parser.add_argument('--out', help='also write the results to this JSON '
@@ -688,7 +877,8 @@ def main(argv: Optional[Sequence[str]] = None) -> BenchmarkResult:
         steps=args.steps,
         warmup=args.warmup,
         amp=args.amp,
-        seed=args.seed)
+        seed=args.seed,
+        random_teachers=args.random_teachers)
 
     jobs: List[Tuple[str, str, Dict[str, Any]]] = []
     if not args.no_baselines:

@@ -1,0 +1,41 @@
+# MOMA pre-training schedule (paper §4.1 "Pre-training"): AdamW, lr 1.5e-4,
+# betas (0.9, 0.95), weight decay 0.05, 100 epochs with 20 warm-up epochs,
+# cosine annealing, batch 4096 (8 GPUs x 512), mixed precision as in
+# mmpretrain's MAE recipes.
+# The paper gives "a learning rate of 1.5e-4" for batch 4096 and says it
+# follows MAE, whose 1.5e-4 is a *base* lr scaled by batch / 256 (i.e. 2.4e-3
+# at 4096). We take the paper's number literally; to use MAE's convention set
+# optim_wrapper.optimizer.lr=2.4e-3.
+max_epochs = 100
+warmup_epochs = 20
+optim_wrapper = dict(
+    type='AmpOptimWrapper',  # loss_scale='dynamic' by default; on CPU
+    # (no AMP) use --cfg-options optim_wrapper.type=OptimWrapper
+    optimizer=dict(
+        type='AdamW', lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05),
+    paramwise_cfg=dict(
+        custom_keys={
+            'ln': dict(decay_mult=0.0),
+            'bias': dict(decay_mult=0.0),
+            'pos_embed': dict(decay_mult=0.),
+            'cls_token': dict(decay_mult=0.)
+        }))
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=1e-4,
+        by_epoch=True,
+        begin=0,
+        end=warmup_epochs,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs - warmup_epochs,
+        by_epoch=True,
+        begin=warmup_epochs,
+        end=max_epochs,
+        convert_to_iter_based=True),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+# The lr above is for 8 x 512; --auto-scale-lr rescales it to other sizes.
+auto_scale_lr = dict(base_batch_size=4096)
