@@ -31,8 +31,7 @@ import mmmoma  # noqa: F401  (registers components, applies compat fixes)
 from mmmoma.evaluation import (extract_features, extract_raw_pixel_features,
                                weighted_knn_top1)
 from mmmoma.evaluation.knn import FEATURE_CHOICES
-from mmmoma.models.utils import (load_backbone_state_dict,
-                                 load_state_dict_strict)
+from mmmoma.models.utils import load_backbone_weights
 
 
 def parse_args() -> argparse.Namespace:
@@ -114,10 +113,10 @@ def load_backbone_checkpoint(model: nn.Module,
     if backbone is None:
         raise TypeError(f'{type(model).__name__} has no `backbone`; kNN '
                         'evaluation loads and uses the backbone only')
-    state_dict = load_backbone_state_dict(filename, prefix=prefix)
-    return load_state_dict_strict(
+    return load_backbone_weights(
         backbone,
-        state_dict,
+        filename,
+        prefix=prefix,
         allowed_missing=allowed_missing,
         name=f'backbone from {filename}')
 

@@ -1,6 +1,6 @@
 from .checkpoint_formats import (detect_checkpoint_format,
                                  load_backbone_state_dict,
-                                 load_state_dict_strict,
+                                 load_backbone_weights, load_state_dict_strict,
                                  timm_vit_to_mmpretrain)
 from .frozen_teacher import FrozenTeacher
 from .strict_pretrained import StrictPretrained
@@ -13,6 +13,7 @@ __all__ = [
     'gather_tokens',
     'num_visible_tokens', 'random_token_split', 'split_into_groups',
     'split_prefix', 'unfold_groups', 'detect_checkpoint_format',
-    'load_backbone_state_dict', 'load_state_dict_strict',
+    'load_backbone_state_dict', 'load_backbone_weights',
+    'load_state_dict_strict',
     'timm_vit_to_mmpretrain'
 ]

@@ -72,6 +72,7 @@ __all__ = [
     'CheckpointMismatchError', 'timm_vit_to_mmpretrain',
     'detect_checkpoint_format', 'load_checkpoint_file',
     'load_backbone_state_dict', 'load_state_dict_strict',
+    'load_backbone_weights',
     'save_backbone_checkpoint', 'convert_to_backbone_checkpoint'
 ]
 
@@ -467,6 +468,37 @@ def load_state_dict_strict(module: nn.Module,
                     f'{list(allowed_missing)}: {_format_keys(missing)})')
     print_log(message, logger='current')
     return num_loaded
+
+
+def load_backbone_weights(module: nn.Module,
+                          checkpoint: Union[str, os.PathLike],
+                          prefix: str = 'backbone.',
+                          allowed_missing: Sequence[str] = (),
+                          name: Optional[str] = None) -> int:
+    """Read a backbone from ``checkpoint`` (any format) and load it strictly.
+
+    :func:`load_backbone_state_dict` followed by
+    :func:`load_state_dict_strict`; the one path by which frozen teachers,
+    ``StrictPretrained`` and ``tools/knn_eval.py`` load pre-trained weights.
+
+    Args:
+        module (nn.Module): the backbone to load into.
+        checkpoint (str | PathLike): file in any recognised format.
+        prefix (str): sub-module of a training checkpoint to take.
+        allowed_missing (Sequence[str]): fnmatch patterns of module keys the
+            checkpoint may lack.
+        name (str, optional): what is loaded, for messages; defaults to
+            ``'<module class> from <checkpoint>'``.
+
+    Returns:
+        int: number of tensors loaded.
+    """
+    state_dict = load_backbone_state_dict(checkpoint, prefix=prefix)
+    return load_state_dict_strict(
+        module,
+        state_dict,
+        allowed_missing=allowed_missing,
+        name=name or f'{type(module).__name__} from {checkpoint}')
 
 
 def save_backbone_checkpoint(

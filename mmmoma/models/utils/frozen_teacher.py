@@ -6,8 +6,7 @@ from mmengine.logging import MMLogger
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from .checkpoint_formats import (load_backbone_state_dict,
-                                 load_state_dict_strict)
+from .checkpoint_formats import load_backbone_weights, load_state_dict_strict
 
 
 @MODELS.register_module()
@@ -71,11 +70,10 @@ class FrozenTeacher(nn.Module):
 
     def reload(self) -> None:
         """(Re)load the weights from ``checkpoint`` and freeze them."""
-        state_dict = load_backbone_state_dict(
-            self.checkpoint, prefix=self.checkpoint_prefix)
-        num_loaded = load_state_dict_strict(
+        num_loaded = load_backbone_weights(
             self._network,
-            state_dict,
+            self.checkpoint,
+            prefix=self.checkpoint_prefix,
             allowed_missing=self.allowed_missing,
             name=f'teacher ({self.checkpoint})')
         MMLogger.get_current_instance().info(

@@ -5,8 +5,7 @@ from mmengine.logging import MMLogger
 from mmpretrain.registry import WEIGHT_INITIALIZERS
 from torch import nn
 
-from .checkpoint_formats import (load_backbone_state_dict,
-                                 load_state_dict_strict)
+from .checkpoint_formats import load_backbone_weights
 
 
 @WEIGHT_INITIALIZERS.register_module()
@@ -51,13 +50,11 @@ class StrictPretrained:
         self.allowed_missing = tuple(allowed_missing)
 
     def __call__(self, module: nn.Module) -> None:
-        state_dict = load_backbone_state_dict(
-            self.checkpoint, prefix=self.prefix)
-        num_loaded = load_state_dict_strict(
+        num_loaded = load_backbone_weights(
             module,
-            state_dict,
-            allowed_missing=self.allowed_missing,
-            name=f'{type(module).__name__} from {self.checkpoint}')
+            self.checkpoint,
+            prefix=self.prefix,
+            allowed_missing=self.allowed_missing)
         MMLogger.get_current_instance().info(
             f'StrictPretrained: loaded {num_loaded} tensors into '
             f'{type(module).__name__} from {self.checkpoint}')
