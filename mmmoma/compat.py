@@ -141,6 +141,37 @@ def drop_persistent_workers_without_workers(cfg) -> None:
             loader['persistent_workers'] = False
 
 
+def amp_to_fp32_without_gpu(cfg) -> bool:
+    """Train an AMP config in fp32 when no GPU is available.
+
+    mmengine's ``AmpOptimWrapper`` refuses to run without a GPU, so the
+    papers' ``*-amp-*`` configs could not be tried on a laptop. Without CUDA
+    this turns ``optim_wrapper.type='AmpOptimWrapper'`` into
+    ``'OptimWrapper'`` (dropping ``loss_scale`` / ``dtype`` / ``use_fsdp``,
+    which only AMP takes) and warns; with CUDA it does nothing.
+
+    Args:
+        cfg (Config): a training config, fixed in place.
+
+    Returns:
+        bool: True when the config was changed.
+    """
+    optim_wrapper = cfg.get('optim_wrapper')
+    if torch.cuda.is_available() or not optim_wrapper or \
+            optim_wrapper.get('type') != 'AmpOptimWrapper':
+        return False
+    optim_wrapper['type'] = 'OptimWrapper'
+    dropped = [key for key in ('loss_scale', 'dtype', 'use_fsdp')
+               if optim_wrapper.pop(key, None) is not None]
+    from mmengine.logging import print_log
+    print_log(
+        'optim_wrapper: no GPU, so AmpOptimWrapper (mixed precision) is '
+        'replaced by OptimWrapper (fp32)' +
+        (f'; dropped {", ".join(dropped)}' if dropped else ''),
+        logger='current', level=30)  # WARNING
+    return True
+
+
 def setup_cpu_distributed(cfg, launcher: str) -> bool:
     """Prepare gloo distributed training when no GPU is available.
 

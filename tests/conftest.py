@@ -7,7 +7,13 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+from mmengine.registry import init_default_scope  # noqa: E402
+
 import mmmoma  # noqa: F401,E402  (registers components, compat fixes)
+
+# Registry look-ups by name (e.g. init_cfg types) resolve in mmpretrain's
+# scope, as in every config, also for tests that build no Runner.
+init_default_scope('mmpretrain')
 
 TINY_ARCH = dict(
     embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128)

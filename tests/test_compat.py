@@ -113,3 +113,32 @@ def test_persistent_workers_dropped_only_without_workers():
     drop_persistent_workers_without_workers(cfg)
     assert cfg.train_dataloader.persistent_workers is False
     assert cfg.val_dataloader.persistent_workers is True
+
+
+def test_amp_config_trains_in_fp32_without_gpu(monkeypatch):
+    from mmengine.optim import OptimWrapper, build_optim_wrapper
+
+    from mmmoma.compat import amp_to_fp32_without_gpu
+    optimizer = dict(type='AdamW', lr=1e-3)
+
+    def amp_cfg():
+        return Config(dict(optim_wrapper=dict(
+            type='AmpOptimWrapper', loss_scale='dynamic', dtype='float16',
+            optimizer=optimizer)))
+
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    cfg = amp_cfg()
+    assert amp_to_fp32_without_gpu(cfg) is True
+    assert cfg.optim_wrapper == dict(type='OptimWrapper', optimizer=optimizer)
+    wrapper = build_optim_wrapper(torch.nn.Linear(2, 2), cfg.optim_wrapper)
+    assert type(wrapper) is OptimWrapper
+    # a config without AMP is left alone
+    plain = Config(dict(optim_wrapper=dict(type='OptimWrapper',
+                                           optimizer=optimizer)))
+    assert amp_to_fp32_without_gpu(plain) is False
+    # with a GPU, AMP stays
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    cfg = amp_cfg()
+    assert amp_to_fp32_without_gpu(cfg) is False
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'

@@ -37,11 +37,15 @@ class DemoMethod:
             checkpoints, and the student's init checkpoint).
         work_dir: sub-directory of the demo work dir; defaults to the first
             word of ``name``, lower-cased.
+        extra_rows: further rows from the same checkpoint: row label ->
+            key prefix of the network to evaluate instead of the student
+            ``backbone.`` (e.g. ``'teacher.'`` for an EMA teacher).
     """
     name: str
     config: str
     teachers: Dict[str, str] = field(default_factory=dict)
     work_dir: Optional[str] = None
+    extra_rows: Dict[str, str] = field(default_factory=dict)
 
     @property
     def work_dir_name(self) -> str:
@@ -85,6 +89,10 @@ METHODS: List[DemoMethod] = [
             'model.teachers.moco.teacher.checkpoint': MOCO_NAME,
         },
         work_dir='moma_multi-teacher'),
+    DemoMethod(
+        'SdAE student',
+        'configs/demo/sdae_vit-tiny-p4_1xb128-40e_digit-scenes.py',
+        extra_rows={'SdAE EMA teacher': 'teacher.'}),
 ]
 
 
@@ -157,11 +165,13 @@ def knn(config: str, checkpoint: Optional[str], work_dir: str,
     return float(read_json(out)['top1'])
 
 
-def finetune(checkpoint: Optional[str], work_dir: str) -> float:
-    init = (f'model.backbone.init_cfg.checkpoint={checkpoint}'
-            if checkpoint else 'model.backbone.init_cfg=None')
+def finetune(checkpoint: Optional[str], work_dir: str,
+             prefix: str = 'backbone.') -> float:
+    init = ([f'model.backbone.init_cfg.checkpoint={checkpoint}',
+             f'model.backbone.init_cfg.prefix={prefix}']
+            if checkpoint else ['model.backbone.init_cfg=None'])
     run([sys.executable, 'tools/train.py', FINETUNE_CONFIG, '--work-dir',
-         work_dir, '--cfg-options', init],
+         work_dir, '--cfg-options', *init],
         osp.join(work_dir, 'finetune.log'))
     return final_scalars(work_dir, 'accuracy/top1')
 
@@ -230,14 +240,22 @@ def main() -> None:
         seconds = run(cmd, osp.join(work_dir, 'pretrain.log'))
         checkpoint = last_checkpoint(work_dir)
         checkpoints[method.name] = checkpoint
-        rows.append(dict(
-            name=method.name,
-            budget=pretrain_budget(work_dir, seconds),
-            # the same options: a distillation model builds its teachers
-            knn=knn(method.config, checkpoint, work_dir,
-                    ['--cfg-options', *options] if options else []),
-            finetune=finetune(checkpoint, osp.join(work_dir, 'finetune'))))
-        print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+        budget = pretrain_budget(work_dir, seconds)
+        # the same options: a distillation model builds its teachers
+        cfg_options = ['--cfg-options', *options] if options else []
+        evaluated = {method.name: 'backbone.', **method.extra_rows}
+        for row_name, prefix in evaluated.items():
+            eval_dir = work_dir if prefix == 'backbone.' else osp.join(
+                work_dir, prefix.rstrip('.'))
+            os.makedirs(eval_dir, exist_ok=True)
+            rows.append(dict(
+                name=row_name,
+                budget=budget,
+                knn=knn(method.config, checkpoint, eval_dir,
+                        ['--prefix', prefix, *cfg_options]),
+                finetune=finetune(checkpoint,
+                                  osp.join(eval_dir, 'finetune'), prefix)))
+            print(format_table(rows[-1:]).splitlines()[-1], flush=True)
 
     table = format_table(rows)
     minutes = (time.time() - started) / 60

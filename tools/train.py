@@ -13,7 +13,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmmoma  # noqa: F401  (registers components, applies compat fixes)
-from mmmoma.compat import (drop_persistent_workers_without_workers,
+from mmmoma.compat import (amp_to_fp32_without_gpu,
+                           drop_persistent_workers_without_workers,
                            setup_cpu_distributed)
 
 
@@ -110,6 +111,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     drop_persistent_workers_without_workers(cfg)
+    amp_to_fp32_without_gpu(cfg)
     return cfg
 
 

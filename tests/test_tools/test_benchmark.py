@@ -241,3 +241,47 @@ def test_random_stand_ins_fit_the_overridden_arch(benchmark, moma_config,
     # independent random draws, not one file twice
     assert not torch.equal(student_weights['layers.0.attn.qkv.weight'],
                            teacher_weights['layers.0.attn.qkv.weight'])
+
+
+SDAE_VARIANTS = {
+    name: str(REPO_ROOT / 'configs' / 'sdae' /
+              f'{name}_vit-base-p16_8xb96-amp-coslr-100e_in1k.py')
+    for name in ('sdae-multi-fold', 'sdae-masked-only', 'sdae-teacher-crop',
+                 'sdae-full-image')
+}
+
+
+def test_sdae_variants_differ_by_their_teacher_forward_only(benchmark,
+                                                            capsys):
+    """The four teacher inputs share the student; their FLOPs differ by the
+    teacher's forward exactly: 3 folds of 16 (+ CLS each), 48 masked tokens
+    in one sequence, a crop of round(48 / 3) = 16, or all 64 tokens."""
+    result = benchmark.main([*SDAE_VARIANTS.values(), *TINY_ARGS,
+                             *TINY_MAE_DECODER, '--cfg-options',
+                             'model.neck.decoder_depth=1'])
+    printed = capsys.readouterr().out
+    rows = {row.name.split('_')[0]: row for row in result.rows}
+    flops = {name: rows[name].train_gflops_per_image * 1e9 * 2  # per batch
+             for name in SDAE_VARIANTS}
+    dims, mlp, layers, batch = 64, 256, 2, 2
+
+    def teacher_forward(length, sequences=1):
+        """Encoder blocks on ``sequences`` sequences of ``length`` tokens
+        (projections + MLP + attention; 2 FLOPs per multiply-add)."""
+        return sequences * batch * layers * (
+            2 * length * (4 * dims * dims + 2 * dims * mlp) +
+            4 * length * length * dims)
+
+    multi_fold = teacher_forward(16 + 1, sequences=3)
+    assert flops['sdae-masked-only'] - flops['sdae-multi-fold'] == \
+        pytest.approx(teacher_forward(48 + 1) - multi_fold, rel=1e-9)
+    assert flops['sdae-full-image'] - flops['sdae-multi-fold'] == \
+        pytest.approx(teacher_forward(64 + 1) - multi_fold, rel=1e-9)
+    assert flops['sdae-multi-fold'] - flops['sdae-teacher-crop'] == \
+        pytest.approx(multi_fold - teacher_forward(16 + 1), rel=1e-9)
+    # the table compares every row with MAE
+    mae = rows['mmpretrain MAE']
+    assert 'FLOPs vs MAE' in printed and 'time vs MAE' in printed
+    expected = 100 * (rows['sdae-full-image'].train_gflops_per_image /
+                      mae.train_gflops_per_image - 1)
+    assert f'{expected:+.1f}%' in printed

@@ -36,6 +36,12 @@ Example (the README's ViT-B/16 figures)::
     python tools/analysis/benchmark.py --arch b --img-size 224 \
         --batch-size 2 --steps 3 --warmup 1 --device cpu
 
+SdAE's four teacher inputs (the paper's Table 1) next to MAE and MoCo v3::
+
+    python tools/analysis/benchmark.py configs/sdae/sdae-*_in1k.py \
+        --arch b --img-size 224 --batch-size 2 --steps 3 --warmup 1 \
+        --device cpu
+
 MOMA (one ViT-B teacher, ViT-B student at 90 % mask) next to MAE and MoCo v3,
 without the teacher / student checkpoint files::
 
@@ -742,14 +748,26 @@ def format_table(result: BenchmarkResult) -> str:
         f'F = plain ViT forward = {result.reference_forward_gflops:.4g} '
         'GFLOPs/img; train FLOPs = forward + backward of one step (attention '
         'counted); time = median train_step (fwd + bwd + optimizer) over '
-        f'{settings.steps} steps after {settings.warmup} warm-up',
+        f'{settings.steps} steps after {settings.warmup} warm-up; "vs MAE": '
+        'relative to the mmpretrain MAE row of this run',
     ]
-    header = ('model', 'train GFLOPs/img', 'x F', 'step ms', 'img/s',
-              'peak GPU MiB')
+    mae = next((row for row in result.rows
+                if row.name == BASELINE_CONFIGS[0][1]), None)
+
+    def versus_mae(value: float, mae_value: Optional[float]) -> str:
+        return '-' if mae_value is None else \
+            f'{100.0 * (value / mae_value - 1.0):+.1f}%'
+
+    header = ('model', 'train GFLOPs/img', 'x F', 'FLOPs vs MAE', 'step ms',
+              'time vs MAE', 'img/s', 'peak GPU MiB')
     body = [(row.name + ('*' if row.cfg_options else '') +
              ('†' if row.stand_in_checkpoints else ''),
              f'{row.train_gflops_per_image:.4g}',
-             f'{row.flops_ratio:.2f}', f'{row.step_time_s * 1e3:.1f}',
+             f'{row.flops_ratio:.2f}',
+             versus_mae(row.train_gflops_per_image,
+                        mae and mae.train_gflops_per_image),
+             f'{row.step_time_s * 1e3:.1f}',
+             versus_mae(row.step_time_s, mae and mae.step_time_s),
              f'{row.images_per_s:.2f}',
              '-' if row.peak_memory_mib is None else
              f'{row.peak_memory_mib:.0f}') for row in result.rows]

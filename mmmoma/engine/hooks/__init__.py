@@ -1,4 +1,5 @@
 from .knn_hook import KNNEvalHook
 from .rng_state_hook import RNGStateHook
+from .teacher_ema_hook import TeacherEMAHook
 
-__all__ = ['KNNEvalHook', 'RNGStateHook']
+__all__ = ['KNNEvalHook', 'RNGStateHook', 'TeacherEMAHook']

@@ -18,7 +18,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 from mmengine.model import initialize
 from mmpretrain.models.backbones import VisionTransformer
-from mmpretrain.models.utils import resize_pos_embed
+from mmpretrain.models.utils import (build_2d_sincos_position_embedding,
+                                     resize_pos_embed)
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
@@ -34,6 +35,12 @@ class MaskedViT(VisionTransformer):
     releases, load unchanged). ``forward(x)`` without token ids is exactly the
     parent's forward, honouring ``out_type`` and ``out_indices``.
 
+    One extra argument, ``pos_embed_type``: ``'learned'`` (default, the
+    parent's learnable position embedding) or ``'sincos'``, a fixed 2-D
+    sin-cos embedding that is not trained, as in MAE (mmpretrain's
+    ``MAEViT``) and SdAE; a ``StrictPretrained`` init still overwrites it with
+    the checkpoint's values. All other arguments: see ``VisionTransformer``.
+
     With ``token_ids`` (and optionally ``num_groups``) the encoder sees only
     the selected patch tokens. Outputs are then raw token sequences,
     ``(B * G, P + L / G, C)`` with ``P = num_extra_tokens`` prefix tokens
@@ -42,6 +49,18 @@ class MaskedViT(VisionTransformer):
     ``b``). Layers in ``out_indices`` are returned; like the parent, only the
     last layer's output has the final norm (``ln1``) applied.
     """
+
+    POS_EMBED_TYPES = ('learned', 'sincos')
+
+    def __init__(self, *args, pos_embed_type: str = 'learned',
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if pos_embed_type not in self.POS_EMBED_TYPES:
+            raise ValueError(f'MaskedViT.pos_embed_type must be one of '
+                             f'{self.POS_EMBED_TYPES}, got {pos_embed_type!r}')
+        self.pos_embed_type = pos_embed_type
+        if pos_embed_type == 'sincos':
+            self.pos_embed.requires_grad = False
 
     def init_weights(self) -> None:
         """Random initialisation, then ``StrictPretrained`` weights if any.
@@ -55,13 +74,26 @@ class MaskedViT(VisionTransformer):
         if not (isinstance(init_cfg, dict)
                 and init_cfg.get('type') == 'StrictPretrained'):
             super().init_weights()
+            self._init_sincos_pos_embed()
             return
         self.init_cfg = None
         try:
             super().init_weights()
+            self._init_sincos_pos_embed()
         finally:
             self.init_cfg = init_cfg
         initialize(self, init_cfg)
+
+    def _init_sincos_pos_embed(self) -> None:
+        if self.pos_embed_type != 'sincos':
+            return
+        height, width = self.patch_resolution
+        if height != width:
+            raise ValueError('MaskedViT.pos_embed_type=\'sincos\' needs a '
+                             f'square patch grid, got {self.patch_resolution}')
+        pos_embed = build_2d_sincos_position_embedding(
+            height, self.embed_dims, cls_token=self.num_extra_tokens > 0)
+        self.pos_embed.data.copy_(pos_embed.float())
 
     def train(self, mode: bool = True) -> 'MaskedViT':
         """Set train / eval mode and return self (mmpretrain returns None)."""

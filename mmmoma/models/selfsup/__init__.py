@@ -1,4 +1,5 @@
 """Self-supervised algorithms (one file per paper)."""
 from .moma import MOMA
+from .sdae import SdAE
 
-__all__ = ['MOMA']
+__all__ = ['MOMA', 'SdAE']

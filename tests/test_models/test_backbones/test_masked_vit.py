@@ -131,3 +131,67 @@ def test_bad_arguments_raise(tiny_arch):
         model(x, num_groups=0)
     with pytest.raises(ValueError, match='token_ids'):
         model(x, token_ids=torch.arange(10))
+
+
+def test_sincos_pos_embed_is_fixed_mae_embedding(tiny_arch):
+    from mmpretrain.models.utils import build_2d_sincos_position_embedding
+    model = MaskedViT(arch=tiny_arch, img_size=32, patch_size=4,
+                      pos_embed_type='sincos')
+    assert not model.pos_embed.requires_grad
+    model.init_weights()
+    want = build_2d_sincos_position_embedding(8, 64, cls_token=True)
+    assert want.shape == model.pos_embed.shape == (1, 65, 64)
+    torch.testing.assert_close(model.pos_embed.data, want.float(),
+                               atol=1e-6, rtol=0)
+    # not trained: no gradient reaches it, the other parameters do get one
+    model(torch.randn(2, 3, 32, 32))[0].square().mean().backward()
+    assert model.pos_embed.grad is None
+    assert model.cls_token.grad is not None
+    # the default stays the parent's learned (trainable, random) embedding
+    learned = MaskedViT(arch=tiny_arch, img_size=32, patch_size=4)
+    learned.init_weights()
+    assert learned.pos_embed.requires_grad
+    assert not torch.allclose(learned.pos_embed, want.float())
+
+
+def test_sincos_pos_embed_without_cls_token(tiny_arch):
+    from mmpretrain.models.utils import build_2d_sincos_position_embedding
+    model = MaskedViT(arch=tiny_arch, img_size=32, patch_size=4,
+                      with_cls_token=False, out_type='raw',
+                      pos_embed_type='sincos')
+    model.init_weights()
+    torch.testing.assert_close(
+        model.pos_embed.data,
+        build_2d_sincos_position_embedding(8, 64).float(), atol=1e-6,
+        rtol=0)
+
+
+def test_strict_pretrained_overrides_sincos_pos_embed(tiny_arch, tmp_path):
+    from mmengine.registry import DefaultScope
+    torch.manual_seed(5)
+    source = MaskedViT(arch=tiny_arch, img_size=32, patch_size=4)
+    for param in source.parameters():
+        param.data.normal_()
+    path = tmp_path / 'pretrain.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v
+                               for k, v in source.state_dict().items()}},
+               path)
+    model = MaskedViT(
+        arch=tiny_arch, img_size=32, patch_size=4, pos_embed_type='sincos',
+        init_cfg=dict(type='StrictPretrained', checkpoint=str(path)))
+    # StrictPretrained is registered in mmpretrain's scope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model.init_weights()
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    assert not model.pos_embed.requires_grad
+
+
+def test_bad_pos_embed_type_raises(tiny_arch):
+    with pytest.raises(ValueError, match='pos_embed_type'):
+        MaskedViT(arch=tiny_arch, img_size=32, patch_size=4,
+                  pos_embed_type='rope')
+    model = MaskedViT(arch=tiny_arch, img_size=(32, 16), patch_size=4,
+                      pos_embed_type='sincos')
+    with pytest.raises(ValueError, match='square'):
+        model.init_weights()

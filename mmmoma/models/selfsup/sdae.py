@@ -1,0 +1,459 @@
+"""SdAE: self-distilled masked autoencoder with multi-fold masking.
+
+Paper: "SdAE: Self-distillated Masked Autoencoder" (Chen et al., ECCV 2022),
+§2.1-2.3; the choices the paper leaves open follow the official code (a fork
+of the MAE code base), see ``shared/NOTES.md``.
+
+    student    f_θ(x̂):  MAE encoder on the visible tokens x̂ = x ⊙ (1 − M),
+               MAE decoder whose prediction layer outputs encoder-dim features
+    teacher    f_φ(x̃):  EMA of the student encoder (no decoder), fed the
+               masked tokens x̃ in ``num_folds`` disjoint folds x̃*¹ … x̃*ᵗ,
+               each encoded on its own with its own CLS token (§2.2)
+    target     f̄_φ = (f_φ − mean) / sqrt(var + ε)     per token   (Eq. 3)
+    loss       1 − cos(f̄_φ(x̃ᵢ), f_θ(x̂)ᵢ)  averaged over the masked tokens
+               i that have a target                                (Eq. 4)
+    EMA        φ ← m·φ + (1 − m)·θ, cosine schedule of m           (Eq. 7)
+
+The EMA update runs outside the forward pass, from ``TeacherEMAHook``
+(after every epoch by default, or after every iteration).
+"""
+import copy
+import math
+from typing import Dict, List, NamedTuple, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from mmpretrain.models.selfsup import BaseSelfSupervisor
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+from torch import Tensor
+
+from ..utils.token_selection import (TokenSplit, check_mask_ratio,
+                                     gather_tokens, num_visible_tokens,
+                                     random_token_split, split_into_groups,
+                                     split_prefix, unfold_groups)
+
+#: What the teacher sees (paper Table 5 / Fig. 4b):
+#: ``'masked'``: the masked tokens, in ``num_folds`` folds (``num_folds=1``:
+#: "only masked"; > 1: multi-fold masking); ``'crop'``: a random subset of
+#: ``crop_ratio`` of the masked tokens ("teacher crop"); ``'full'``: every
+#: patch token ("full image", only the masked positions get a loss).
+TEACHER_INPUTS = ('masked', 'crop', 'full')
+MOMENTUM_UPDATES = ('epoch', 'iter')
+
+
+class TeacherTokens(NamedTuple):
+    """Which tokens the teacher encodes, and in which folds.
+
+    Attributes:
+        fold_ids (Tensor): (B, F, L_f) patch indices, fold by fold; the
+            teacher encodes each ``fold_ids[:, f]`` as its own sequence.
+        target_ids (Tensor): (B, T) patch indices that get a loss, in the
+            order of the teacher's output rows that are kept as targets.
+        target_rows (Tensor | None): (B, T) positions of ``target_ids`` in
+            the flattened (B, F * L_f) teacher output; None when every
+            output row is a target (all modes but ``'full'``).
+        left_out (Tensor): (B, R) masked indices that fit no fold (the
+            remainder of splitting into equal folds) and get no loss.
+    """
+    fold_ids: Tensor
+    target_ids: Tensor
+    target_rows: Optional[Tensor]
+    left_out: Tensor
+
+
+def select_teacher_tokens(split: TokenSplit,
+                          teacher_input: str = 'masked',
+                          num_folds: int = 1,
+                          crop_ratio: Optional[float] = None,
+                          generator: Optional[torch.Generator] = None
+                          ) -> TeacherTokens:
+    """The teacher's input tokens for a student token split (paper §2.2).
+
+    ``split.ids_mask`` is already in random order, so consecutive runs of it
+    are random disjoint subsets: fold f is ``ids_mask[:, f*L_f:(f+1)*L_f]``
+    (the official code's reshape), and a teacher crop is its head. When the
+    token count is not divisible by ``num_folds`` the last ``count %
+    num_folds`` tokens are left out, as in the official code.
+
+    Args:
+        split (TokenSplit): the student's visible / masked tokens.
+        teacher_input (str): one of :data:`TEACHER_INPUTS`.
+        num_folds (int): number of disjoint folds of the teacher's tokens.
+        crop_ratio (float, optional): r_c, the fraction of masked tokens in a
+            teacher crop (``teacher_input='crop'`` only).
+        generator (torch.Generator, optional): draws the row-major patch order
+            of ``'full'`` into folds when ``num_folds > 1``.
+
+    Returns:
+        TeacherTokens: fold ids, target ids and left-out ids.
+    """
+    ids_mask = split.ids_mask
+    batch_size = ids_mask.shape[0]
+    if teacher_input == 'masked':
+        tokens = ids_mask
+    elif teacher_input == 'crop':
+        num_crop = max(1, round(crop_ratio * ids_mask.shape[1]))
+        tokens = ids_mask[:, :num_crop]
+    elif teacher_input == 'full':
+        num_tokens = split.ids_restore.shape[1]
+        if num_folds == 1:
+            tokens = torch.arange(
+                num_tokens, device=ids_mask.device).expand(batch_size, -1)
+        else:  # random folds over the whole image
+            noise = torch.rand(batch_size, num_tokens, generator=generator,
+                               device=ids_mask.device)
+            tokens = torch.argsort(noise, dim=1)
+    else:
+        raise ValueError(f'SdAE.teacher_input must be one of '
+                         f'{TEACHER_INPUTS}, got {teacher_input!r}')
+    fold_ids, left_out = split_into_groups(tokens, num_folds,
+                                           'SdAE.num_folds')
+    if teacher_input != 'full':
+        return TeacherTokens(fold_ids, fold_ids.flatten(1), None, left_out)
+    if left_out.shape[1]:
+        raise ValueError(
+            f"SdAE.num_folds={num_folds} must divide the {tokens.shape[1]} "
+            "patches with teacher_input='full' (every patch is encoded)")
+    # Full image: the targets are the masked tokens, found in the folds
+    # (every sample has the same number of them).
+    flat = fold_ids.flatten(1)
+    masked = torch.zeros_like(split.ids_restore, dtype=torch.bool)
+    masked.scatter_(1, ids_mask, True)
+    is_target = torch.gather(masked, 1, flat)
+    # a stable sort keeps the teacher's output order of the masked tokens
+    target_rows = torch.argsort(
+        (~is_target).to(torch.uint8), dim=1,
+        stable=True)[:, :ids_mask.shape[1]]
+    return TeacherTokens(fold_ids, torch.gather(flat, 1, target_rows),
+                         target_rows, left_out)
+
+
+def normalize_target(features: Tensor, eps: float = 1e-6) -> Tensor:
+    """Eq. (3): per-token normalisation over the feature dimension.
+
+    ``(f − mean(f)) / sqrt(var(f) + eps)`` with the biased variance and no
+    affine parameters (a layer norm without weights). The official code uses
+    the unbiased variance; the two differ by the constant factor
+    ``sqrt(C / (C − 1))``, which the cosine loss does not see.
+
+    Args:
+        features (Tensor): (..., C) teacher features.
+        eps (float): added to the variance.
+
+    Returns:
+        Tensor: (..., C) normalised features.
+    """
+    return F.layer_norm(features, features.shape[-1:], eps=eps)
+
+
+def cosine_distance(prediction: Tensor, target: Tensor) -> Tensor:
+    """Eq. (4): ``1 − cos`` per token over the feature dim, mean over tokens.
+
+    The cosine is taken over the *last* (feature) dimension, token by token
+    (the official code reduces over ``dim=1``, the tokens; that slip is not
+    reproduced).
+
+    Args:
+        prediction (Tensor): (B, T, C) student decoder outputs.
+        target (Tensor): (B, T, C) normalised teacher features.
+
+    Returns:
+        Tensor: scalar, the mean over the B * T tokens.
+    """
+    cosine = F.cosine_similarity(
+        prediction, target.to(prediction.dtype), dim=-1)
+    return (1.0 - cosine).mean()
+
+
+def cosine_momentum(base: float, end: float, progress: float) -> float:
+    """EMA momentum on a half-cosine from ``base`` to ``end``.
+
+    ``m = end + (base − end) · (1 + cos(π · progress)) / 2`` (the official
+    ``cosine_scheduler``); ``progress`` is ``epoch / max_epochs`` for
+    per-epoch updates (the official schedule) and ``iter / max_iters`` for
+    per-iteration updates.
+
+    Args:
+        base (float): momentum at progress 0.
+        end (float): momentum at progress 1.
+        progress (float): in [0, 1].
+
+    Returns:
+        float: the momentum m.
+    """
+    return end + (base - end) * (1.0 + math.cos(math.pi * progress)) / 2.0
+
+
+def _check_unit_interval(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not 0.0 <= value <= 1.0:
+        raise ValueError(f'{name} must be a float in [0, 1], got {value!r}')
+    return float(value)
+
+
+@MODELS.register_module()
+class SdAE(BaseSelfSupervisor):
+    """Self-distilled MAE: an EMA teacher's features as MIM targets.
+
+    Args:
+        backbone (dict): the student encoder, a ``MaskedViT`` with
+            ``out_type='raw'`` (e.g. ``pos_embed_type='sincos'``, as MAE).
+            The teacher is built from the same config with
+            ``drop_path_rate=0``, ``drop_rate=0`` and no ``init_cfg``, then
+            updated only by EMA (``requires_grad=False``).
+        neck (dict): the decoder, e.g. mmpretrain's ``MAEPretrainDecoder``;
+            ``embed_dim`` and ``predict_feature_dim`` are filled in with the
+            encoder width (the prediction layer outputs teacher features).
+        mask_ratio (float): fraction of patches masked, in [0, 1). Defaults to
+            0.75.
+        teacher_input (str): what the teacher sees, one of
+            :data:`TEACHER_INPUTS`. Defaults to ``'masked'``.
+        num_folds (int): t, disjoint folds of the teacher's tokens, each
+            encoded separately with its own CLS token. Defaults to 3 (with
+            the defaults at 224 px: 147 masked tokens, 3 folds of 49).
+        crop_ratio (float, optional): r_c in (0, 1], the fraction of masked
+            tokens in a teacher crop; required for ``teacher_input='crop'``
+            and only allowed there.
+        base_momentum (float): EMA momentum m at the start, in [0, 1].
+            Defaults to 0.96 (official 300-epoch recipe).
+        end_momentum (float): EMA momentum m at the end, in [0, 1]. Defaults
+            to 0.99.
+        momentum_update (str): ``'epoch'`` (default, official) or ``'iter'``:
+            when ``TeacherEMAHook`` updates the teacher.
+        teacher_init (str): ``'random'`` (default, official: the teacher is
+            initialised independently of the student) or ``'student'`` (a
+            copy of the initialised student).
+        target_eps (float): ε of Eq. (3). Defaults to 1e-6.
+        data_preprocessor (dict, optional): e.g. ``SelfSupDataPreprocessor``.
+        init_cfg (dict | list[dict], optional): e.g. MAE's Xavier init.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 mask_ratio: float = 0.75,
+                 teacher_input: str = 'masked',
+                 num_folds: int = 3,
+                 crop_ratio: Optional[float] = None,
+                 base_momentum: float = 0.96,
+                 end_momentum: float = 0.99,
+                 momentum_update: str = 'epoch',
+                 teacher_init: str = 'random',
+                 target_eps: float = 1e-6,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        neck = dict(neck)
+        super().__init__(
+            backbone=backbone,
+            neck=self._decoder_cfg(neck, backbone),
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        self.mask_ratio = check_mask_ratio(mask_ratio, 'SdAE.mask_ratio')
+        if teacher_input not in TEACHER_INPUTS:
+            raise ValueError(f'SdAE.teacher_input must be one of '
+                             f'{TEACHER_INPUTS}, got {teacher_input!r}')
+        if momentum_update not in MOMENTUM_UPDATES:
+            raise ValueError(f'SdAE.momentum_update must be one of '
+                             f'{MOMENTUM_UPDATES}, got {momentum_update!r}')
+        if teacher_init not in ('random', 'student'):
+            raise ValueError("SdAE.teacher_init must be one of ('random', "
+                             f"'student'), got {teacher_init!r}")
+        self.teacher_input = teacher_input
+        self.crop_ratio = self._check_crop_ratio(crop_ratio, teacher_input)
+        self.base_momentum = _check_unit_interval(base_momentum,
+                                                  'SdAE.base_momentum')
+        self.end_momentum = _check_unit_interval(end_momentum,
+                                                 'SdAE.end_momentum')
+        self.momentum_update = momentum_update
+        self.teacher_init = teacher_init
+        self.target_eps = target_eps
+        self.num_folds = self._check_num_folds(num_folds)
+        if self.backbone.out_indices[-1] != self.backbone.num_layers - 1:
+            raise ValueError('SdAE.backbone.out_indices must end with the '
+                             'last layer (the target is the last block + '
+                             f'final norm), got {self.backbone.out_indices}')
+
+        # The EMA teacher: the encoder's architecture, no stochastic depth.
+        teacher_cfg = copy.deepcopy(dict(backbone))
+        teacher_cfg.update(drop_path_rate=0.0, drop_rate=0.0, init_cfg=None)
+        self.teacher = MODELS.build(teacher_cfg)
+        self.teacher.requires_grad_(False)
+        if self.teacher.state_dict().keys() != \
+                self.backbone.state_dict().keys():
+            raise ValueError('SdAE: the teacher built from the backbone '
+                             'config has different parameters than the '
+                             'backbone')
+        # number of EMA updates so far (saved in checkpoints; logged)
+        self.register_buffer('teacher_updates',
+                             torch.zeros((), dtype=torch.long))
+
+    # ------------------------------------------------------------------
+    # config checks
+    # ------------------------------------------------------------------
+    @staticmethod
+    def _decoder_cfg(neck: dict, backbone: dict) -> dict:
+        """Fill the decoder's input and prediction widths with the encoder
+        width (mmpretrain's MAE decoder predicts pixels otherwise)."""
+        arch = backbone.get('arch', 'b')
+        if isinstance(arch, str):
+            from mmpretrain.models import VisionTransformer
+            arch = VisionTransformer.arch_zoo[arch.lower()]
+        width = arch['embed_dims']
+        for key in ('embed_dim', 'predict_feature_dim'):
+            if neck.setdefault(key, width) != width:
+                raise ValueError(
+                    f'SdAE.neck.{key}={neck[key]} must equal the encoder '
+                    f'width {width} (the decoder predicts teacher features)')
+        return neck
+
+    @staticmethod
+    def _check_crop_ratio(crop_ratio: Optional[float],
+                          teacher_input: str) -> Optional[float]:
+        if teacher_input != 'crop':
+            if crop_ratio is not None:
+                raise ValueError(
+                    'SdAE.crop_ratio is only used with teacher_input='
+                    f"'crop', got crop_ratio={crop_ratio!r} with "
+                    f'teacher_input={teacher_input!r}')
+            return None
+        if isinstance(crop_ratio, bool) or not isinstance(
+                crop_ratio, (int, float)) or not 0.0 < crop_ratio <= 1.0:
+            raise ValueError("SdAE.crop_ratio (r_c, teacher_input='crop') "
+                             f'must be a float in (0, 1], got {crop_ratio!r}')
+        return float(crop_ratio)
+
+    def _check_num_folds(self, num_folds: int) -> int:
+        """num_folds in [1, number of tokens the teacher sees] at the
+        backbone's ``img_size``."""
+        num_tokens = self.backbone.patch_resolution[0] * \
+            self.backbone.patch_resolution[1]
+        num_masked = num_tokens - num_visible_tokens(num_tokens,
+                                                     self.mask_ratio)
+        teacher_tokens = {
+            'masked': num_masked,
+            'crop': max(1, round((self.crop_ratio or 1.0) * num_masked)),
+            'full': num_tokens,
+        }[self.teacher_input]
+        if isinstance(num_folds, bool) or not isinstance(num_folds, int) \
+                or not 1 <= num_folds <= teacher_tokens:
+            raise ValueError(
+                f'SdAE.num_folds must be an int in [1, {teacher_tokens}] (the '
+                f'{teacher_tokens} tokens the teacher sees with teacher_input'
+                f'={self.teacher_input!r}, mask_ratio={self.mask_ratio}, '
+                f'{num_tokens} patches), got {num_folds!r}')
+        if self.teacher_input == 'full' and num_tokens % num_folds:
+            raise ValueError(
+                f"SdAE.num_folds={num_folds} must divide the {num_tokens} "
+                "patches with teacher_input='full' (every patch is encoded)")
+        return num_folds
+
+    # ------------------------------------------------------------------
+    # training
+    # ------------------------------------------------------------------
+    def init_weights(self) -> None:
+        """Initialise student and decoder; the teacher randomly (official)
+        or as a copy of the student (``teacher_init='student'``)."""
+        super().init_weights()
+        if self.teacher_init == 'student':
+            self.teacher.load_state_dict(self.backbone.state_dict())
+
+    def train(self, mode: bool = True) -> 'SdAE':
+        """Set train / eval mode; the teacher always stays in eval mode."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def extract_feat(self, inputs: Tensor) -> tuple:
+        """Student features of unmasked images (kNN, fine-tuning checks)."""
+        return self.backbone(inputs)
+
+    def teacher_momentum(self, progress: float) -> float:
+        """The scheduled EMA momentum m at ``progress`` in [0, 1]."""
+        return cosine_momentum(self.base_momentum, self.end_momentum,
+                               progress)
+
+    @torch.no_grad()
+    def update_teacher(self, momentum: float) -> None:
+        """Eq. (7): φ ← m·φ + (1 − m)·θ over the encoder's parameters.
+
+        Only the encoder is averaged (CLS token, position and patch
+        embedding, blocks, final norm), never the decoder or its mask token.
+        Buffers, if any, are copied.
+
+        Args:
+            momentum (float): m in [0, 1].
+        """
+        momentum = _check_unit_interval(momentum, 'momentum')
+        student = dict(self.backbone.named_parameters())
+        for name, teacher_param in self.teacher.named_parameters():
+            teacher_param.mul_(momentum).add_(
+                student[name].detach().to(teacher_param.dtype),
+                alpha=1.0 - momentum)
+        student_buffers = dict(self.backbone.named_buffers())
+        for name, buffer in self.teacher.named_buffers():
+            buffer.copy_(student_buffers[name])
+        self.teacher_updates += 1
+
+    def teacher_tokens(self, split: TokenSplit) -> TeacherTokens:
+        """The teacher's folds for a student split (see
+        :func:`select_teacher_tokens`)."""
+        return select_teacher_tokens(split, self.teacher_input,
+                                     self.num_folds, self.crop_ratio)
+
+    @torch.no_grad()
+    def targets(self, images: Tensor, tokens: TeacherTokens) -> Tensor:
+        """Eq. (3) targets: teacher's last block → final LayerNorm → drop the
+        folds' CLS tokens → per-token normalisation.
+
+        Args:
+            images (Tensor): (B, 3, H, W) the student's images (same crop).
+            tokens (TeacherTokens): the folds to encode.
+
+        Returns:
+            Tensor: (B, T, C) targets, in ``tokens.target_ids`` order.
+        """
+        num_folds = tokens.fold_ids.shape[1]
+        embedded, resolution = self.teacher.embed_patches(images)
+        encoded = self.teacher.encode(
+            gather_tokens(embedded, tokens.fold_ids.flatten(1)), resolution,
+            num_groups=num_folds)[-1]  # (B * F, P + L_f, C)
+        _, patches = split_prefix(encoded, self.teacher.num_prefix_tokens)
+        features = unfold_groups(patches, num_folds)  # (B, F * L_f, C)
+        if tokens.target_rows is not None:
+            features = gather_tokens(features, tokens.target_rows)
+        return normalize_target(features, self.target_eps)
+
+    def loss(self, inputs: Union[Tensor, List[Tensor]],
+             data_samples: List[DataSample], **kwargs) -> Dict[str, Tensor]:
+        """Eq. (4) on one batch.
+
+        Args:
+            inputs (Tensor | list[Tensor]): (B, 3, H, W) images (a one-view
+                list is accepted); teacher and student see the same crop.
+            data_samples (list[DataSample]): unused.
+
+        Returns:
+            dict: ``loss`` (1 − cosine) and ``teacher_updates`` (how many EMA
+            updates the teacher has had; logged so that a missing
+            ``TeacherEMAHook`` shows).
+        """
+        if isinstance(inputs, (list, tuple)):
+            if len(inputs) != 1:
+                raise ValueError('SdAE takes one view per image (teacher and '
+                                 f'student share the crop), got {len(inputs)}')
+            inputs = inputs[0]
+        embedded, resolution = self.backbone.embed_patches(inputs)
+        batch_size, num_tokens, _ = embedded.shape
+        split = random_token_split(batch_size, num_tokens, self.mask_ratio,
+                                   device=inputs.device)
+        latent = self.backbone.encode(
+            gather_tokens(embedded, split.ids_keep), resolution)[-1]
+        prediction = self.neck(latent, split.ids_restore)  # (B, N, C)
+
+        tokens = self.teacher_tokens(split)
+        target = self.targets(inputs, tokens)
+        prediction = gather_tokens(prediction, tokens.target_ids)
+        return dict(
+            loss=cosine_distance(prediction, target),
+            teacher_updates=self.teacher_updates.detach().float())

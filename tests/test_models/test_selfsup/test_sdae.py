@@ -1,0 +1,583 @@
+"""SdAE: teacher folds, targets, loss, EMA, gradients and configs (tiny)."""
+import copy
+import math
+from typing import Dict
+
+import pytest
+import torch
+from mmpretrain.registry import MODELS
+from torch import Tensor
+
+from mmmoma.models.selfsup.sdae import (SdAE, TeacherTokens, cosine_distance,
+                                        cosine_momentum, normalize_target,
+                                        select_teacher_tokens)
+from mmmoma.models.utils import random_token_split
+
+ARCH = dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128)
+GRID = 8  # 32 px images, 4 px patches: 8 x 8 = 64 patch tokens
+NUM_TOKENS = GRID * GRID
+
+
+def sdae_cfg(**kwargs) -> dict:
+    """A tiny SdAE config (64 tokens, 48 masked in 3 folds of 16)."""
+    cfg = dict(
+        type='SdAE',
+        backbone=dict(
+            type='MaskedViT',
+            arch=ARCH,
+            img_size=32,
+            patch_size=4,
+            out_type='raw',
+            pos_embed_type='sincos'),
+        neck=dict(
+            type='MAEPretrainDecoder',
+            num_patches=NUM_TOKENS,
+            patch_size=4,
+            decoder_embed_dim=32,
+            decoder_depth=1,
+            decoder_num_heads=4),
+        mask_ratio=0.75,
+        num_folds=3)
+    cfg.update(kwargs)
+    return cfg
+
+
+def build(seed: int = 0, **kwargs) -> SdAE:
+    torch.manual_seed(seed)
+    model = MODELS.build(sdae_cfg(**kwargs))
+    model.init_weights()
+    return model
+
+
+def images(batch: int = 2, seed: int = 0) -> Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, 32, 32, generator=g)
+
+
+def perturb_patch(x: Tensor, sample: int, patch: int,
+                  delta: float = 3.0) -> Tensor:
+    """A copy of ``x`` with the pixels of one patch of one sample changed."""
+    out = x.clone()
+    r, c = divmod(int(patch), GRID)
+    out[sample, :, 4 * r:4 * (r + 1), 4 * c:4 * (c + 1)] += delta
+    return out
+
+
+def snapshot(module: torch.nn.Module) -> Dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def as_set(ids: Tensor) -> set:
+    return set(ids.tolist())
+
+
+# ----------------------------------------------------------------------
+# folds (select_teacher_tokens / SdAE.teacher_tokens)
+# ----------------------------------------------------------------------
+@pytest.mark.parametrize('mask_ratio,num_folds', [(0.75, 3), (0.75, 7),
+                                                  (0.7, 4), (0.75, 1)])
+def test_masked_folds_partition_the_masked_tokens(mask_ratio, num_folds):
+    torch.manual_seed(0)
+    split = random_token_split(4, NUM_TOKENS, mask_ratio)
+    num_masked = split.ids_mask.shape[1]
+    tokens = select_teacher_tokens(split, 'masked', num_folds)
+    fold_size = num_masked // num_folds
+    remainder = num_masked % num_folds
+    assert tokens.fold_ids.shape == (4, num_folds, fold_size)
+    assert tokens.left_out.shape == (4, remainder)
+    assert tokens.target_rows is None
+    for b in range(4):
+        folds = [as_set(f) for f in tokens.fold_ids[b]]
+        # equal-sized, pairwise disjoint
+        assert all(len(f) == fold_size for f in folds)
+        assert len(set().union(*folds)) == fold_size * num_folds
+        # the documented remainder: the last M % t ids of ids_mask
+        assert tokens.left_out[b].tolist() == \
+            split.ids_mask[b, num_masked - remainder:].tolist()
+        assert set().union(*folds) | as_set(tokens.left_out[b]) == \
+            as_set(split.ids_mask[b])
+        # never a visible token
+        assert not set().union(*folds) & as_set(split.ids_keep[b])
+        # targets: every fold token, fold by fold
+        assert tokens.target_ids[b].tolist() == \
+            tokens.fold_ids[b].flatten().tolist()
+
+
+def test_remainder_case_is_really_exercised():
+    # 0.7 masking: round(64 * 0.3) = 19 visible, 45 masked; 4 folds of 11
+    split = random_token_split(2, NUM_TOKENS, 0.7)
+    tokens = select_teacher_tokens(split, 'masked', 4)
+    assert split.ids_mask.shape[1] == 45
+    assert tokens.fold_ids.shape == (2, 4, 11)
+    assert tokens.left_out.shape == (2, 1)
+
+
+@pytest.mark.parametrize('crop_ratio,num_folds,size', [(0.5, 3, 24),
+                                                       (0.3, 3, 14),
+                                                       (1.0, 3, 48)])
+def test_crop_is_a_subset_of_the_masked_tokens(crop_ratio, num_folds, size):
+    torch.manual_seed(1)
+    split = random_token_split(3, NUM_TOKENS, 0.75)
+    assert size == round(crop_ratio * 48)
+    tokens = select_teacher_tokens(split, 'crop', num_folds, crop_ratio)
+    assert tokens.fold_ids.shape == (3, num_folds, size // num_folds)
+    assert tokens.target_rows is None
+    for b in range(3):
+        crop = as_set(tokens.fold_ids[b].flatten())
+        assert len(crop) == size // num_folds * num_folds
+        # the head of the (randomly ordered) masked ids: a random subset
+        assert crop | as_set(tokens.left_out[b]) == \
+            as_set(split.ids_mask[b, :size])
+        assert len(tokens.left_out[b]) == size % num_folds
+        assert not crop & as_set(split.ids_keep[b])
+
+
+@pytest.mark.parametrize('num_folds', [1, 4])
+def test_full_image_targets_are_exactly_the_masked_tokens(num_folds):
+    torch.manual_seed(2)
+    split = random_token_split(3, NUM_TOKENS, 0.75)
+    tokens = select_teacher_tokens(split, 'full', num_folds)
+    assert tokens.fold_ids.shape == (3, num_folds, NUM_TOKENS // num_folds)
+    assert tokens.left_out.shape == (3, 0)
+    flat = tokens.fold_ids.flatten(1)
+    for b in range(3):
+        # the teacher encodes every patch once
+        assert sorted(flat[b].tolist()) == list(range(NUM_TOKENS))
+        assert as_set(tokens.target_ids[b]) == as_set(split.ids_mask[b])
+        assert len(tokens.target_ids[b]) == 48
+        # target_rows point at the target ids in the teacher's output rows
+        assert flat[b, tokens.target_rows[b]].tolist() == \
+            tokens.target_ids[b].tolist()
+        # ... in the teacher's output order
+        assert tokens.target_rows[b].tolist() == \
+            sorted(tokens.target_rows[b].tolist())
+    if num_folds == 1:
+        assert torch.equal(flat, torch.arange(NUM_TOKENS).expand(3, -1))
+
+
+def test_model_teacher_tokens_follow_its_config():
+    split = random_token_split(2, NUM_TOKENS, 0.75)
+    model = build(num_folds=3)
+    tokens = model.teacher_tokens(split)
+    assert isinstance(tokens, TeacherTokens)
+    assert torch.equal(tokens.fold_ids,
+                       split.ids_mask.reshape(2, 3, 16))
+    crop = build(teacher_input='crop', crop_ratio=0.5, num_folds=2)
+    assert torch.equal(crop.teacher_tokens(split).fold_ids,
+                       split.ids_mask[:, :24].reshape(2, 2, 12))
+
+
+def test_unknown_teacher_input_in_selection_raises():
+    split = random_token_split(1, NUM_TOKENS, 0.75)
+    with pytest.raises(ValueError, match='SdAE.teacher_input'):
+        select_teacher_tokens(split, 'visible', 1)
+    with pytest.raises(ValueError, match='SdAE.num_folds'):
+        select_teacher_tokens(split, 'full', 3)
+
+
+# ----------------------------------------------------------------------
+# teacher sees only its fold
+# ----------------------------------------------------------------------
+def test_teacher_attention_is_confined_to_each_fold():
+    model = build(num_folds=3)
+    model.eval()
+    x = images(batch=2)
+    torch.manual_seed(4)
+    split = random_token_split(2, NUM_TOKENS, 0.75)
+    tokens = model.teacher_tokens(split)
+    target = model.targets(x, tokens)
+    assert target.shape == (2, 48, 64)
+
+    changed = model.targets(
+        perturb_patch(x, 0, tokens.fold_ids[0, 0, 5]), tokens)
+    folds, folds_changed = target.view(2, 3, 16, 64), \
+        changed.view(2, 3, 16, 64)
+    # fold 0 of sample 0 sees the change (every one of its tokens attends
+    # to the changed one) ...
+    for row in range(16):
+        assert not torch.allclose(folds[0, 0, row], folds_changed[0, 0, row],
+                                  atol=1e-4)
+    # ... folds 1 and 2, and the other sample, do not
+    torch.testing.assert_close(folds_changed[0, 1:], folds[0, 1:],
+                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(changed[1], target[1], atol=1e-6, rtol=0)
+
+    # a visible patch is never seen by the teacher
+    unchanged = model.targets(perturb_patch(x, 0, split.ids_keep[0, 0]),
+                              tokens)
+    torch.testing.assert_close(unchanged, target, atol=1e-6, rtol=0)
+
+
+def test_left_out_tokens_are_not_seen_by_the_teacher():
+    model = build(mask_ratio=0.7, num_folds=4)  # 45 masked: 1 left out
+    x = images(batch=1)
+    split = random_token_split(1, NUM_TOKENS, 0.7)
+    tokens = model.teacher_tokens(split)
+    target = model.targets(x, tokens)
+    assert target.shape == (1, 44, 64)
+    changed = model.targets(perturb_patch(x, 0, tokens.left_out[0, 0]),
+                            tokens)
+    torch.testing.assert_close(changed, target, atol=1e-6, rtol=0)
+
+
+def test_full_image_targets_are_the_masked_rows_of_the_teacher_output():
+    model = build(teacher_input='full', num_folds=1)
+    scramble_final_norm(model)
+    x = images(batch=2)
+    split = random_token_split(2, NUM_TOKENS, 0.75)
+    tokens = model.teacher_tokens(split)
+    target = model.targets(x, tokens)
+    # the teacher on the whole image (CLS dropped), at the masked ids
+    whole = model.teacher(x)[0][:, 1:]
+    expected = torch.stack([whole[b, tokens.target_ids[b]] for b in range(2)])
+    torch.testing.assert_close(target, normalize_target(expected), atol=1e-5,
+                               rtol=0)
+
+
+# ----------------------------------------------------------------------
+# target normalisation and loss
+# ----------------------------------------------------------------------
+def test_normalize_target_hand_computed():
+    features = torch.tensor([[[1.0, 2.0, 3.0, 6.0], [-1.0, -1.0, 1.0, 1.0]]])
+    # token 0: mean 3, biased var (4 + 1 + 0 + 9) / 4 = 3.5
+    # token 1: mean 0, biased var 1
+    eps = 1e-6
+    want0 = [(v - 3.0) / math.sqrt(3.5 + eps) for v in (1, 2, 3, 6)]
+    want1 = [v / math.sqrt(1.0 + eps) for v in (-1, -1, 1, 1)]
+    got = normalize_target(features, eps)
+    torch.testing.assert_close(got, torch.tensor([[want0, want1]]),
+                               atol=1e-6, rtol=0)
+    # eps is what it says
+    got = normalize_target(features, eps=0.5)
+    assert got[0, 1, 0].item() == pytest.approx(-1 / math.sqrt(1.5))
+
+
+def test_cosine_distance_is_per_token_over_features():
+    prediction = torch.tensor([[[1.0, 2.0], [3.0, -1.0]]])
+    target = torch.tensor([[[2.0, 1.0], [1.0, 1.0]]])
+    # per token over the features (the paper's Eq. 4)
+    cos0 = (1 * 2 + 2 * 1) / (math.sqrt(5) * math.sqrt(5))  # 0.8
+    cos1 = (3 * 1 - 1 * 1) / (math.sqrt(10) * math.sqrt(2))
+    per_token = 1 - (cos0 + cos1) / 2
+    # over the tokens (dim=1, the official code's slip)
+    cos_f0 = (1 * 2 + 3 * 1) / (math.sqrt(10) * math.sqrt(5))
+    cos_f1 = (2 * 1 - 1 * 1) / (math.sqrt(5) * math.sqrt(2))
+    over_tokens = 1 - (cos_f0 + cos_f1) / 2
+    assert abs(per_token - over_tokens) > 0.1
+    got = cosine_distance(prediction, target).item()
+    assert got == pytest.approx(per_token, abs=1e-6)
+    assert got != pytest.approx(over_tokens, abs=1e-3)
+
+
+def test_cosine_distance_means_over_batch_and_tokens():
+    prediction = torch.tensor([[[1.0, 0.0]], [[0.0, 2.0]], [[1.0, 1.0]]])
+    target = torch.tensor([[[5.0, 0.0]], [[-1.0, 0.0]], [[-1.0, -1.0]]])
+    # 1 - cos: 0, 1, 2
+    assert cosine_distance(prediction, target).item() == pytest.approx(1.0)
+    same = cosine_distance(target, target).item()
+    assert same == pytest.approx(0.0, abs=1e-6)
+
+
+def test_decoder_predicts_encoder_width_features():
+    model = build()
+    assert model.neck.decoder_pred.out_features == 64
+    assert model.neck.decoder_embed.in_features == 64
+
+
+def scramble_final_norm(model: SdAE) -> None:
+    """Give the teacher's final LayerNorm a non-trivial affine map (as after
+    EMA updates of a trained student), so that its outputs are no longer
+    normalised per token and Eq. (3) is not a no-op."""
+    with torch.no_grad():
+        model.teacher.ln1.weight.uniform_(0.5, 2.0)
+        model.teacher.ln1.bias.normal_()
+
+
+def test_targets_are_normalised_per_token():
+    model = build(num_folds=3)
+    scramble_final_norm(model)
+    x = images(batch=2)
+    split = random_token_split(2, NUM_TOKENS, 0.75)
+    tokens = model.teacher_tokens(split)
+    raw = model.teacher(x, token_ids=tokens.fold_ids.flatten(1),
+                        num_groups=3)[0][:, 1:]  # (B * 3, 16, C)
+    assert raw.mean(-1).abs().max() > 0.1  # the teacher's own output is not
+    target = model.targets(x, tokens)
+    torch.testing.assert_close(target.mean(-1), torch.zeros(2, 48),
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(target.var(-1, unbiased=False),
+                               torch.ones(2, 48), atol=1e-3, rtol=0)
+    torch.testing.assert_close(target, normalize_target(raw).reshape(
+        2, 48, 64), atol=1e-5, rtol=0)
+
+
+def test_loss_matches_the_equations_by_hand():
+    model = build(num_folds=3)
+    scramble_final_norm(model)
+    x = images(batch=2, seed=5)
+    torch.manual_seed(7)
+    losses = model.loss(x, None)
+    assert losses['teacher_updates'].item() == 0.0
+
+    torch.manual_seed(7)
+    split = random_token_split(2, NUM_TOKENS, 0.75)
+    with torch.no_grad():
+        # student: encoder on the visible tokens, decoder over all 64
+        latent = model.backbone(x, token_ids=split.ids_keep)[0]
+        prediction = model.neck(latent, split.ids_restore)
+        total, count = 0.0, 0
+        for b in range(2):
+            for f in range(3):
+                ids = split.ids_mask[b, 16 * f:16 * (f + 1)]
+                # each fold encoded on its own, CLS dropped
+                feats = model.teacher(x[b:b + 1], token_ids=ids[None])[0]
+                for i, pid in enumerate(ids.tolist()):
+                    t = feats[0, 1 + i]
+                    t = (t - t.mean()) / torch.sqrt(
+                        t.var(unbiased=False) + 1e-6)
+                    p = prediction[b, pid]
+                    cos = (p * t).sum() / (p.norm() * t.norm())
+                    total += 1.0 - cos.item()
+                    count += 1
+    assert count == 96
+    assert losses['loss'].item() == pytest.approx(total / count, abs=1e-5)
+
+
+def test_loss_accepts_a_one_view_list_only():
+    model = build()
+    x = images()
+    torch.manual_seed(0)
+    want = model.loss(x, None)['loss']
+    torch.manual_seed(0)
+    torch.testing.assert_close(model.loss([x], None)['loss'], want)
+    with pytest.raises(ValueError, match='one view'):
+        model.loss([x, x], None)
+
+
+# ----------------------------------------------------------------------
+# EMA
+# ----------------------------------------------------------------------
+def test_cosine_momentum_schedule():
+    assert cosine_momentum(0.96, 0.99, 0.0) == pytest.approx(0.96)
+    assert cosine_momentum(0.96, 0.99, 1.0) == pytest.approx(0.99)
+    assert cosine_momentum(0.96, 0.99, 0.5) == pytest.approx(0.975)
+    quarter = 0.99 + (0.96 - 0.99) * (1 + math.cos(math.pi / 4)) / 2
+    assert cosine_momentum(0.96, 0.99, 0.25) == pytest.approx(quarter)
+    model = build(base_momentum=0.9, end_momentum=0.95)
+    assert model.teacher_momentum(0.0) == pytest.approx(0.9)
+    assert model.teacher_momentum(1.0) == pytest.approx(0.95)
+    assert model.teacher_momentum(0.5) == pytest.approx(0.925)
+    assert model.teacher_momentum(0.25) == pytest.approx(
+        cosine_momentum(0.9, 0.95, 0.25))
+
+
+def test_teacher_is_the_encoder_only_and_starts_random_by_default():
+    model = build()
+    assert model.teacher.state_dict().keys() == \
+        model.backbone.state_dict().keys()
+    assert not any('mask_token' in k or 'decoder' in k
+                   for k in model.teacher.state_dict())
+    # official: independently initialised (sincos pos_embed is shared)
+    assert not torch.equal(model.teacher.layers[0].attn.qkv.weight,
+                           model.backbone.layers[0].attn.qkv.weight)
+    torch.testing.assert_close(model.teacher.pos_embed,
+                               model.backbone.pos_embed)
+    copied = build(teacher_init='student')
+    for key, value in copied.backbone.state_dict().items():
+        assert torch.equal(copied.teacher.state_dict()[key], value), key
+
+
+def test_update_teacher_is_the_ema_equation():
+    model = build()
+    # make the student differ from its init, like after some training
+    with torch.no_grad():
+        for param in model.backbone.parameters():
+            param.add_(torch.randn_like(param) * 0.1)
+        model.neck.mask_token.add_(1.0)
+    teacher, student, neck = (snapshot(model.teacher),
+                              snapshot(model.backbone), snapshot(model.neck))
+    model.update_teacher(0.9)
+    assert model.teacher_updates.item() == 1
+    for name, param in model.teacher.named_parameters():
+        want = 0.9 * teacher[name] + 0.1 * student[name]
+        torch.testing.assert_close(param.data, want, atol=1e-6, rtol=0)
+        assert not param.requires_grad
+    # the student, its decoder and mask token are untouched
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(value, student[key]), key
+    for key, value in model.neck.state_dict().items():
+        assert torch.equal(value, neck[key]), key
+    model.update_teacher(0.5)
+    assert model.teacher_updates.item() == 2
+
+
+def test_momentum_zero_copies_and_one_keeps():
+    model = build(base_momentum=0.0, end_momentum=1.0)
+    before = snapshot(model.teacher)
+    model.update_teacher(1.0)
+    for key, value in model.teacher.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    model.update_teacher(0.0)
+    for key, value in model.teacher.state_dict().items():
+        assert torch.equal(value, model.backbone.state_dict()[key]), key
+    assert model.teacher_updates.item() == 2
+    with pytest.raises(ValueError, match='momentum'):
+        model.update_teacher(1.5)
+
+
+# ----------------------------------------------------------------------
+# gradients and modes
+# ----------------------------------------------------------------------
+def test_teacher_gets_no_gradients_and_stays_in_eval_mode():
+    model = build()
+    model.train()
+    assert model.backbone.training and model.neck.training
+    assert not model.teacher.training
+    assert not any(m.training for m in model.teacher.modules())
+    losses = model.loss(images(), None)
+    losses['loss'].backward()
+    for name, param in model.teacher.named_parameters():
+        assert not param.requires_grad and param.grad is None, name
+    # the fixed sin-cos position embeddings are not trained
+    assert not model.backbone.pos_embed.requires_grad
+    assert model.backbone.pos_embed.grad is None
+    trained = [(n, p) for n, p in model.named_parameters()
+               if p.requires_grad]
+    assert {n.split('.')[0] for n, _ in trained} == {'backbone', 'neck'}
+    assert any(n == 'neck.mask_token' for n, _ in trained)
+    for name, param in trained:
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+    model.eval()
+    model.train()
+    assert not model.teacher.training
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models train fastest on one intra-op thread, and are then not
+    slowed down by busy CPU cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_tiny_sdae_overfits_a_fixed_batch(one_thread):
+    model = build(num_folds=3)
+    model.train()
+    x = images(batch=2, seed=3)
+    teacher = snapshot(model.teacher)
+    # what predicting one constant (the mean target) would score: the
+    # student must beat it, not only learn the targets' shared direction
+    torch.manual_seed(0)
+    split = random_token_split(2, NUM_TOKENS, 0.75)
+    target = model.targets(x, model.teacher_tokens(split))
+    constant = cosine_distance(
+        target.mean(dim=(0, 1), keepdim=True).expand_as(target),
+        target).item()
+    optimizer = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(150):
+        torch.manual_seed(0)  # the same split every step
+        loss = model.loss(x, None)['loss']
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0], (losses[0], losses[-1])
+    assert losses[-1] < 0.6 * constant, (constant, losses[-1])
+    # no EMA update happened inside the forward pass
+    for key, value in model.teacher.state_dict().items():
+        assert torch.equal(value, teacher[key]), key
+    assert model.teacher_updates.item() == 0
+
+
+# ----------------------------------------------------------------------
+# checkpoints
+# ----------------------------------------------------------------------
+def test_state_dict_restores_the_teacher_exactly():
+    model = build(seed=0)
+    with torch.no_grad():
+        for param in model.backbone.parameters():
+            param.add_(torch.randn_like(param))
+    model.update_teacher(0.7)
+    model.update_teacher(0.8)
+    state = model.state_dict()
+    assert 'teacher_updates' in state and state['teacher_updates'] == 2
+    teacher_keys = {k for k in state if k.startswith('teacher.')}
+    assert teacher_keys == {f'teacher.{k}'
+                            for k in model.teacher.state_dict()}
+
+    fresh = build(seed=1)
+    assert not torch.equal(fresh.teacher.layers[0].attn.qkv.weight,
+                           model.teacher.layers[0].attn.qkv.weight)
+    fresh.load_state_dict(copy.deepcopy(state))
+    for key, value in state.items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+    assert fresh.teacher_updates.item() == 2
+    # and it keeps going identically
+    model.update_teacher(0.9)
+    fresh.update_teacher(0.9)
+    for key, value in model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+
+
+# ----------------------------------------------------------------------
+# config checks
+# ----------------------------------------------------------------------
+@pytest.mark.parametrize('kwargs,field', [
+    (dict(num_folds=0), 'SdAE.num_folds'),
+    (dict(num_folds=49), 'SdAE.num_folds'),  # 48 masked tokens
+    (dict(num_folds=2.0), 'SdAE.num_folds'),
+    (dict(teacher_input='crop', crop_ratio=0.05, num_folds=3),
+     'SdAE.num_folds'),  # a crop of 2 tokens
+    (dict(teacher_input='full', num_folds=3), 'SdAE.num_folds'),
+    (dict(teacher_input='full', num_folds=65), 'SdAE.num_folds'),
+    (dict(teacher_input='crop', crop_ratio=0), 'SdAE.crop_ratio'),
+    (dict(teacher_input='crop', crop_ratio=1.5), 'SdAE.crop_ratio'),
+    (dict(teacher_input='crop'), 'SdAE.crop_ratio'),
+    (dict(crop_ratio=0.5), 'SdAE.crop_ratio'),
+    (dict(teacher_input='full', crop_ratio=0.5), 'SdAE.crop_ratio'),
+    (dict(mask_ratio=1.0), 'SdAE.mask_ratio'),
+    (dict(mask_ratio=-0.1), 'SdAE.mask_ratio'),
+    (dict(base_momentum=1.5), 'SdAE.base_momentum'),
+    (dict(base_momentum=-0.1), 'SdAE.base_momentum'),
+    (dict(end_momentum=1.5), 'SdAE.end_momentum'),
+    (dict(end_momentum=-0.1), 'SdAE.end_momentum'),
+    (dict(teacher_input='visible'), 'SdAE.teacher_input'),
+    (dict(momentum_update='step'), 'SdAE.momentum_update'),
+    (dict(teacher_init='zeros'), 'SdAE.teacher_init'),
+])
+def test_bad_config_values_raise_naming_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field.replace('.', r'\.')):
+        MODELS.build(sdae_cfg(**kwargs))
+
+
+def test_decoder_width_mismatch_raises():
+    for key in ('embed_dim', 'predict_feature_dim'):
+        cfg = sdae_cfg()
+        cfg['neck'] = dict(cfg['neck'], **{key: 32})
+        with pytest.raises(ValueError, match=rf'SdAE\.neck\.{key}'):
+            MODELS.build(cfg)
+
+
+def test_backbone_must_output_its_last_layer():
+    cfg = sdae_cfg()
+    cfg['backbone'] = dict(cfg['backbone'], out_indices=[0])
+    with pytest.raises(ValueError, match='out_indices'):
+        MODELS.build(cfg)
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(base_momentum=0.0, end_momentum=1.0),
+    dict(base_momentum=1.0, end_momentum=0.0),
+    dict(num_folds=48),
+    dict(teacher_input='full', num_folds=64),
+    dict(teacher_input='crop', crop_ratio=1.0, num_folds=48),
+])
+def test_edge_values_are_allowed(kwargs):
+    model = MODELS.build(sdae_cfg(**kwargs))
+    model.init_weights()
+    loss = model.loss(images(batch=1), None)['loss']
+    assert torch.isfinite(loss)
