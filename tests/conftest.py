@@ -25,6 +25,17 @@ def tiny_arch():
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny models train fastest on one intra-op thread, and are then not
+    slowed down by busy CPU cores."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def repo_root():
     return REPO_ROOT
 

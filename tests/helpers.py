@@ -57,6 +57,31 @@ def tiny_mae_model(arch: dict, drop_rate: float = 0.0,
     return model
 
 
+def tiny_sdae_cfg(arch: dict, **kwargs) -> dict:
+    """A tiny SdAE config: 32 px, patch 4 (64 tokens, 48 masked in 3 folds
+    of 16), 1-block 32-d decoder; ``kwargs`` override SdAE arguments."""
+    cfg = dict(
+        type='SdAE',
+        backbone=dict(
+            type='MaskedViT',
+            arch=arch,
+            img_size=32,
+            patch_size=4,
+            out_type='raw',
+            pos_embed_type='sincos'),
+        neck=dict(
+            type='MAEPretrainDecoder',
+            num_patches=64,
+            patch_size=4,
+            decoder_embed_dim=32,
+            decoder_depth=1,
+            decoder_num_heads=4),
+        mask_ratio=0.75,
+        num_folds=3)
+    cfg.update(kwargs)
+    return cfg
+
+
 def tiny_mae_config(data_root: str,
                     work_dir: str,
                     arch: dict,

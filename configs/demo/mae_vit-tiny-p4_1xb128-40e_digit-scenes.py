@@ -2,8 +2,9 @@
 # digit scenes. Model: mmpretrain's MAE base config with the arch shrunk.
 _base_ = [
     'mmpretrain::_base_/models/mae_vit-base-p16.py',
-    '../_base_/datasets/digit_scenes_pretrain.py',
+    '../_base_/datasets/digit_scenes_mim.py',
     '../_base_/datasets/digit_scenes_knn.py',
+    '../_base_/schedules/digit_scenes_mim_40e.py',
     '../_base_/default_runtime.py',
 ]
 # Tiny ViT for the CPU demo: 32 px images, 4 px patches (8 x 8 = 64 tokens).
@@ -27,46 +28,4 @@ model = dict(
         decoder_num_heads=4),
     head=dict(patch_size=patch_size))
 
-train_dataloader = dict(
-    dataset=dict(pipeline=[
-        dict(type='LoadImageFromFile'),
-        # no flip: digits are not mirror-symmetric
-        dict(
-            type='RandomResizedCrop',
-            scale=img_size,
-            crop_ratio_range=(0.5, 1.0),
-            backend='pillow',
-            interpolation='bicubic'),
-        dict(type='PackInputs'),
-    ]))
-
-max_epochs = 40
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=1.5e-3, betas=(0.9, 0.95), weight_decay=0.05),
-    paramwise_cfg=dict(
-        custom_keys=dict(
-            norm=dict(decay_mult=0.0),
-            bias=dict(decay_mult=0.0),
-            pos_embed=dict(decay_mult=0.),
-            mask_token=dict(decay_mult=0.),
-            cls_token=dict(decay_mult=0.))))
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-3,
-        by_epoch=True,
-        begin=0,
-        end=4,
-        convert_to_iter_based=True),
-    dict(
-        type='CosineAnnealingLR',
-        T_max=max_epochs - 4,
-        by_epoch=True,
-        begin=4,
-        end=max_epochs,
-        convert_to_iter_based=True),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=1))

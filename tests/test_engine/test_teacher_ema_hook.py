@@ -12,43 +12,21 @@ from torch import Tensor
 from mmmoma.engine.hooks import TeacherEMAHook
 from mmmoma.models.selfsup.sdae import SdAE
 
-from ..helpers import SELFSUP_PREPROCESSOR, folder_loader, tiny_mae_model
+from ..helpers import (SELFSUP_PREPROCESSOR, folder_loader, tiny_mae_model,
+                       tiny_sdae_cfg)
 
 BATCH_SIZE = 4  # 16 training images: 4 iterations per epoch
 ITERS_PER_EPOCH = 4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one intra-op thread, and are then not
-    slowed down by busy CPU cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def tiny_sdae(tiny_arch: dict, momentum_update: str) -> SdAE:
     torch.manual_seed(0)
     model = MODELS.build(
-        dict(
-            type='SdAE',
-            backbone=dict(
-                type='MaskedViT',
-                arch=tiny_arch,
-                img_size=32,
-                patch_size=4,
-                out_type='raw',
-                pos_embed_type='sincos'),
-            neck=dict(
-                type='MAEPretrainDecoder',
-                num_patches=64,
-                patch_size=4,
-                decoder_embed_dim=32,
-                decoder_depth=1,
-                decoder_num_heads=4),
-            mask_ratio=0.75,
-            num_folds=3,
+        tiny_sdae_cfg(
+            tiny_arch,
             base_momentum=0.9,
             end_momentum=0.99,
             momentum_update=momentum_update,

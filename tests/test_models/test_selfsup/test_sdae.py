@@ -13,6 +13,8 @@ from mmmoma.models.selfsup.sdae import (SdAE, TeacherTokens, cosine_distance,
                                         select_teacher_tokens)
 from mmmoma.models.utils import random_token_split
 
+from ...helpers import tiny_sdae_cfg
+
 ARCH = dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128)
 GRID = 8  # 32 px images, 4 px patches: 8 x 8 = 64 patch tokens
 NUM_TOKENS = GRID * GRID
@@ -20,26 +22,7 @@ NUM_TOKENS = GRID * GRID
 
 def sdae_cfg(**kwargs) -> dict:
     """A tiny SdAE config (64 tokens, 48 masked in 3 folds of 16)."""
-    cfg = dict(
-        type='SdAE',
-        backbone=dict(
-            type='MaskedViT',
-            arch=ARCH,
-            img_size=32,
-            patch_size=4,
-            out_type='raw',
-            pos_embed_type='sincos'),
-        neck=dict(
-            type='MAEPretrainDecoder',
-            num_patches=NUM_TOKENS,
-            patch_size=4,
-            decoder_embed_dim=32,
-            decoder_depth=1,
-            decoder_num_heads=4),
-        mask_ratio=0.75,
-        num_folds=3)
-    cfg.update(kwargs)
-    return cfg
+    return tiny_sdae_cfg(ARCH, **kwargs)
 
 
 def build(seed: int = 0, **kwargs) -> SdAE:
@@ -450,16 +433,6 @@ def test_teacher_gets_no_gradients_and_stays_in_eval_mode():
     model.eval()
     model.train()
     assert not model.teacher.training
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny models train fastest on one intra-op thread, and are then not
-    slowed down by busy CPU cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_tiny_sdae_overfits_a_fixed_batch(one_thread):

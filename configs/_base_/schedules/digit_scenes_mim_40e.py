@@ -1,0 +1,33 @@
+# The demo schedule of the masked-image-modelling methods (MAE, SdAE):
+# AdamW 1.5e-3, betas (0.9, 0.95), wd 0.05 (none on norms, biases, position /
+# CLS / mask tokens), 4 linear warm-up epochs, cosine to 40 epochs.
+max_epochs = 40
+warmup_epochs = 4
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(
+        type='AdamW', lr=1.5e-3, betas=(0.9, 0.95), weight_decay=0.05),
+    paramwise_cfg=dict(
+        custom_keys=dict(
+            norm=dict(decay_mult=0.0),
+            bias=dict(decay_mult=0.0),
+            pos_embed=dict(decay_mult=0.),
+            mask_token=dict(decay_mult=0.),
+            cls_token=dict(decay_mult=0.))))
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=1e-3,
+        by_epoch=True,
+        begin=0,
+        end=warmup_epochs,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs - warmup_epochs,
+        by_epoch=True,
+        begin=warmup_epochs,
+        end=max_epochs,
+        convert_to_iter_based=True),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
