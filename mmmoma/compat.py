@@ -30,6 +30,7 @@ a test in ``tests/test_compat.py``.
    modules. :func:`setup_cpu_distributed` initialises the gloo process group
    itself and sets ``model_wrapper_cfg.device_ids=None``.
 """
+import logging
 import os
 import pickle
 from typing import List
@@ -168,7 +169,7 @@ def amp_to_fp32_without_gpu(cfg) -> bool:
         'optim_wrapper: no GPU, so AmpOptimWrapper (mixed precision) is '
         'replaced by OptimWrapper (fp32)' +
         (f'; dropped {", ".join(dropped)}' if dropped else ''),
-        logger='current', level=30)  # WARNING
+        logger='current', level=logging.WARNING)
     return True
 
 

@@ -243,12 +243,12 @@ class SdAE(BaseSelfSupervisor):
                  target_eps: float = 1e-6,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
-        neck = dict(neck)
         super().__init__(
             backbone=backbone,
-            neck=self._decoder_cfg(neck, backbone),
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
+        self.neck = MODELS.build(
+            self._decoder_cfg(neck, self.backbone.embed_dims))
         self.mask_ratio = check_mask_ratio(mask_ratio, 'SdAE.mask_ratio')
         if teacher_input not in TEACHER_INPUTS:
             raise ValueError(f'SdAE.teacher_input must be one of '
@@ -279,11 +279,6 @@ class SdAE(BaseSelfSupervisor):
         teacher_cfg.update(drop_path_rate=0.0, drop_rate=0.0, init_cfg=None)
         self.teacher = MODELS.build(teacher_cfg)
         self.teacher.requires_grad_(False)
-        if self.teacher.state_dict().keys() != \
-                self.backbone.state_dict().keys():
-            raise ValueError('SdAE: the teacher built from the backbone '
-                             'config has different parameters than the '
-                             'backbone')
         # number of EMA updates so far (saved in checkpoints; logged)
         self.register_buffer('teacher_updates',
                              torch.zeros((), dtype=torch.long))
@@ -292,14 +287,10 @@ class SdAE(BaseSelfSupervisor):
     # config checks
     # ------------------------------------------------------------------
     @staticmethod
-    def _decoder_cfg(neck: dict, backbone: dict) -> dict:
+    def _decoder_cfg(neck: dict, width: int) -> dict:
         """Fill the decoder's input and prediction widths with the encoder
         width (mmpretrain's MAE decoder predicts pixels otherwise)."""
-        arch = backbone.get('arch', 'b')
-        if isinstance(arch, str):
-            from mmpretrain.models import VisionTransformer
-            arch = VisionTransformer.arch_zoo[arch.lower()]
-        width = arch['embed_dims']
+        neck = dict(neck)
         for key in ('embed_dim', 'predict_feature_dim'):
             if neck.setdefault(key, width) != width:
                 raise ValueError(
@@ -324,28 +315,24 @@ class SdAE(BaseSelfSupervisor):
         return float(crop_ratio)
 
     def _check_num_folds(self, num_folds: int) -> int:
-        """num_folds in [1, number of tokens the teacher sees] at the
-        backbone's ``img_size``."""
+        """Fail at build time when the teacher's tokens at the backbone's
+        ``img_size`` cannot be split into ``num_folds`` folds: the real
+        :func:`select_teacher_tokens` runs once on a fixed split of the
+        backbone's patch grid (no global random state is used)."""
         num_tokens = self.backbone.patch_resolution[0] * \
             self.backbone.patch_resolution[1]
-        num_masked = num_tokens - num_visible_tokens(num_tokens,
-                                                     self.mask_ratio)
-        teacher_tokens = {
-            'masked': num_masked,
-            'crop': max(1, round((self.crop_ratio or 1.0) * num_masked)),
-            'full': num_tokens,
-        }[self.teacher_input]
-        if isinstance(num_folds, bool) or not isinstance(num_folds, int) \
-                or not 1 <= num_folds <= teacher_tokens:
+        ids = torch.arange(num_tokens).unsqueeze(0)
+        num_keep = num_visible_tokens(num_tokens, self.mask_ratio)
+        split = TokenSplit(ids[:, :num_keep], ids[:, num_keep:], ids)
+        try:
+            select_teacher_tokens(split, self.teacher_input, num_folds,
+                                  self.crop_ratio,
+                                  torch.Generator().manual_seed(0))
+        except ValueError as error:
             raise ValueError(
-                f'SdAE.num_folds must be an int in [1, {teacher_tokens}] (the '
-                f'{teacher_tokens} tokens the teacher sees with teacher_input'
-                f'={self.teacher_input!r}, mask_ratio={self.mask_ratio}, '
-                f'{num_tokens} patches), got {num_folds!r}')
-        if self.teacher_input == 'full' and num_tokens % num_folds:
-            raise ValueError(
-                f"SdAE.num_folds={num_folds} must divide the {num_tokens} "
-                "patches with teacher_input='full' (every patch is encoded)")
+                f'{error} (teacher_input={self.teacher_input!r}, '
+                f'mask_ratio={self.mask_ratio}, {num_tokens} patches)'
+            ) from None
         return num_folds
 
     # ------------------------------------------------------------------
