@@ -123,3 +123,52 @@ def tiny_mae_config(data_root: str,
         cfg['knn_val_dataloader'] = folder_loader(
             data_root, 'val', batch_size=knn_batch_size)
     return Config(cfg)
+
+
+def _tiny_mlp(with_avg_pool: bool, **widths: int) -> dict:
+    """MoBY's 2-layer MLP head (``NonLinearNeck``) at 32 hidden."""
+    return dict(
+        type='NonLinearNeck',
+        hid_channels=32,
+        num_layers=2,
+        with_bias=True,
+        with_last_bn=False,
+        with_last_bias=True,
+        with_avg_pool=with_avg_pool,
+        norm_cfg=dict(type='BN1d'),
+        **widths)
+
+
+def tiny_mimco_cfg(arch: dict, teacher_checkpoint: str, **overrides) -> dict:
+    """A tiny MimCo config: a ``SimMIMViT`` student and a frozen
+    ``MaskedViT`` teacher of the same ``arch`` (32 px, patch 4: 8 x 8
+    feature maps), 8 px mask patches (a 4 x 4 mask grid, ratio 0.6: 10 of
+    16 masked), heads 32 hidden / 16 out, queues of 64 keys.
+
+    Args:
+        arch (dict): ViT arch of student and teacher (e.g. embed 64, depth 2).
+        teacher_checkpoint (str): the teacher's weights, e.g. a ``MaskedViT``
+            state dict saved as ``{'state_dict': {'backbone.' + key: ...}}``.
+        **overrides: MimCo arguments replacing the defaults here.
+
+    Returns:
+        dict: the model config (``type='MimCo'``).
+    """
+    vit = dict(arch=arch, img_size=32, patch_size=4, out_type='featmap')
+    cfg = dict(
+        type='MimCo',
+        backbone=dict(type='SimMIMViT', **vit),
+        teacher=dict(
+            network=dict(type='MaskedViT', **vit),
+            checkpoint=teacher_checkpoint),
+        patch_projector=dict(
+            type='ConvProjector', hidden_channels=32, out_channels=16),
+        patch_predictor=dict(type='ConvProjector', hidden_channels=32),
+        image_projector=_tiny_mlp(with_avg_pool=True, out_channels=16),
+        image_predictor=_tiny_mlp(with_avg_pool=False),
+        patch_queue_length=64,
+        image_queue_length=64,
+        mask_patch_size=8,
+        mask_ratio=0.6)
+    cfg.update(overrides)
+    return cfg

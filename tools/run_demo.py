@@ -93,6 +93,10 @@ METHODS: List[DemoMethod] = [
         'SdAE student',
         'configs/demo/sdae_vit-tiny-p4_1xb128-40e_digit-scenes.py',
         extra_rows={'SdAE EMA teacher': 'teacher.'}),
+    DemoMethod(
+        'MimCo student',
+        'configs/demo/mimco_vit-tiny-p4_1xb128-10e_digit-scenes.py',
+        teachers={'model.teacher.checkpoint': MOCO_NAME}),
 ]
 
 

@@ -285,3 +285,47 @@ def test_sdae_variants_differ_by_their_teacher_forward_only(benchmark,
     expected = 100 * (rows['sdae-full-image'].train_gflops_per_image /
                       mae.train_gflops_per_image - 1)
     assert f'{expected:+.1f}%' in printed
+
+
+MIMCO_VIT_B = str(REPO_ROOT / 'configs' / 'mimco' /
+                  'mimco_vit-base-p16_8xb256-amp-coslr-100e_in1k.py')
+
+
+def test_mimco_flops_are_teacher_forward_plus_full_student_step(benchmark):
+    """MimCo's student encodes every token (masked ones as the mask token),
+    so its step is the teacher's forward F plus a full forward + backward of
+    the student plus the heads, counted here by hand."""
+    hidden, out, queue = 32, 16, 8
+    heads = [f'model.{name}.{key}={value}'
+             for name in ('patch_projector', 'patch_predictor',
+                          'image_projector', 'image_predictor')
+             for key, value in (
+                 ('hid_channels' if name.startswith('image') else
+                  'hidden_channels', hidden), ('out_channels', out))]
+    result = benchmark.main([
+        MIMCO_VIT_B, '--no-baselines', '--random-teachers', *TINY_ARGS,
+        '--cfg-options', 'model.mask_patch_size=8',
+        f'model.patch_queue_length={queue}',
+        f'model.image_queue_length={queue}', *heads
+    ])
+    (row, ) = result.rows
+    assert row.stand_in_checkpoints == ['model.teacher.checkpoint']
+    dims, mlp, layers, cells = 64, 256, 2, 64
+    patch_embed = 2 * cells * (3 * 4 * 4) * dims
+    encoder = layers * (2 * 65 * (4 * dims * dims + 2 * dims * mlp) +
+                        4 * 65 * 65 * dims)
+    reference = result.reference_forward_gflops * 1e9
+    assert reference == patch_embed + encoder  # F
+    # 16 mask patches of 8 px, 16 - round(16 * 0.4) = 10 masked, each 2 x 2
+    # cells of the 8 x 8 feature map
+    masked_cells = 10 * 4
+    projector = 2 * (dims * hidden + hidden * out)  # per row, forward
+    predictor = 2 * (out * hidden + hidden * out)
+    patch_head = cells * (3 * projector + 3 * predictor + projector)
+    image_head = 3 * projector + 3 * predictor + projector
+    # query @ queue^T, forward + the gradient w.r.t. the queries
+    info_nce = 2 * 2 * (masked_cells + 1) * queue * out
+    student = 2 * patch_embed + 3 * encoder
+    per_image = reference + student + patch_head + image_head + info_nce
+    assert row.train_gflops_per_image * 1e9 == pytest.approx(per_image,
+                                                             rel=1e-9)

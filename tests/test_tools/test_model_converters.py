@@ -24,6 +24,12 @@ from mmmoma.models.utils.checkpoint_formats import (CheckpointFormatError,
                                                     load_backbone_state_dict,
                                                     load_state_dict_strict)
 
+from ..test_models.test_utils.test_moby_format import (SWIN_CONFIGS,
+                                                       mmpretrain_swin,
+                                                       moby_release,
+                                                       timm_features,
+                                                       timm_swin)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONVERTERS = REPO_ROOT / 'tools' / 'model_converters'
 IMG_SIZE = 32
@@ -147,6 +153,35 @@ def test_mocov3_to_mmpretrain(tmp_path):
     assert meta['source_format'] == 'mocov3' and meta['source_arch'] == (
         'vit_small')
     assert_same_features(encoder, encoder.forward_features, vit)
+
+
+def test_moby_to_mmpretrain(tmp_path):
+    """MoBY Swin release -> mmpretrain SwinTransformer (3 stages: two
+    PatchMergings reordered)."""
+    torch.manual_seed(0)
+    cfg = SWIN_CONFIGS['3stages-64px']
+    encoder, momentum_encoder = timm_swin(**cfg), timm_swin(**cfg)
+    src = tmp_path / 'moby_swin_t_300ep_pretrained.pth'
+    dst = tmp_path / 'checkpoints' / 'moby_swin_t_300ep_mmpretrain.pth'
+    torch.save(moby_release(encoder, momentum_encoder, epoch=300), src)
+
+    stdout = run_converter('moby_to_mmpretrain.py', src, dst)
+
+    checkpoint = torch.load(dst, map_location='cpu', weights_only=True)
+    assert set(checkpoint) == {'state_dict', 'meta'}
+    meta = checkpoint['meta']
+    assert meta['checkpoint_format'] == 'backbone'
+    assert meta['source_format'] == 'moby' and meta['source'] == str(src)
+    assert meta['source_epoch'] == 300
+    swin = mmpretrain_swin(**cfg)
+    num_loaded = load_state_dict_strict(swin, load_backbone_state_dict(dst))
+    assert num_loaded == len(swin.state_dict())
+    assert f'Wrote {num_loaded} keys to {dst}' in stdout
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        (actual, ) = swin(images)
+    torch.testing.assert_close(
+        actual, timm_features(encoder, images), atol=1e-5, rtol=0)
 
 
 def test_extract_backbone_round_trip(tmp_path):

@@ -3,7 +3,8 @@ import os.path as osp
 
 import torch
 
-from .utils import MAE_DEMO, SDAE_DEMO, pretrain_overrides, python, run
+from .utils import (MAE_DEMO, MIMCO_DEMO, SDAE_DEMO, pretrain_overrides,
+                    python, run)
 
 HERE = osp.dirname(osp.abspath(__file__))
 
@@ -81,3 +82,55 @@ def test_sdae_resume_restores_the_ema_teacher_exactly(tmp_path,
     # the teacher moved between epoch 2 and 4 (two EMA updates)
     assert any(not torch.equal(mid[key], want[key]) for key in teacher_keys
                if 'pos_embed' not in key)
+
+
+def test_mimco_resume_restores_queues_and_momentum_projectors(
+        tmp_path, tiny_image_folder, tiny_arch, monkeypatch):
+    """MimCo's key queues (keys and write pointers) and its momentum
+    projectors continue exactly after a kill; the frozen teacher is not in
+    the checkpoints but rebuilt from its own file."""
+    from mmmoma.models.backbones import MaskedViT
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')  # tiny model: one thread
+    vit = dict(img_size=32, patch_size=4, out_type='featmap')
+    teacher = MaskedViT(arch=tiny_arch, **vit)
+    teacher_ckpt = tmp_path / 'teacher.pth'
+    torch.save({'state_dict': {'backbone.' + key: value
+                               for key, value in
+                               teacher.state_dict().items()}}, teacher_ckpt)
+    batch_size, queue_length = 4, 12  # 4 steps / epoch; 16 keys wrap 12
+    options = pretrain_overrides(
+        tiny_image_folder, max_epochs=4, batch_size=batch_size) + [
+        f'model.teacher.checkpoint={teacher_ckpt}',
+        f'model.patch_queue_length={queue_length}',
+        f'model.image_queue_length={queue_length}',
+    ]
+    for net in ('model.backbone', 'model.teacher.network'):
+        options += [f'{net}.arch.{key}={value}'
+                    for key, value in tiny_arch.items()]
+    options += ['model.patch_projector.hidden_channels=32',
+                'model.patch_projector.out_channels=16',
+                'model.patch_predictor.hidden_channels=32',
+                'model.image_projector.hid_channels=32',
+                'model.image_projector.out_channels=16',
+                'model.image_predictor.hid_channels=32']
+
+    want, got, mid = kill_and_resume(MIMCO_DEMO, tmp_path, options)
+    assert_same(want, got)
+    assert not [key for key in want if key.startswith('teacher.')]
+    steps_per_epoch = 16 // batch_size
+    for prefix in ('patch', 'image'):
+        # one batch of keys per step: 8 steps by epoch 2, 16 by epoch 4
+        for epoch, state in ((2, mid), (4, want)):
+            assert int(state[f'{prefix}_queue.ptr']) == (
+                epoch * steps_per_epoch * batch_size % queue_length)
+        assert int(mid[f'{prefix}_queue.ptr']) == 8
+        assert int(want[f'{prefix}_queue.ptr']) == 4
+        # the queue wrapped around: every slot was rewritten after epoch 2
+        assert not torch.isclose(mid[f'{prefix}_queue.keys'],
+                                 want[f'{prefix}_queue.keys']).all(1).any()
+        momentum = [key for key in want
+                    if key.startswith(f'{prefix}_momentum_projector.')]
+        assert momentum
+        # the momentum projector moved between epoch 2 and 4
+        assert any(not torch.equal(mid[key], want[key]) for key in momentum
+                   if key.endswith('weight'))

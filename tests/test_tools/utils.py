@@ -10,6 +10,8 @@ MOCOV3_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
                            'mocov3_vit-tiny-p4_1xb128-20e_digit-scenes.py')
 SDAE_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
                          'sdae_vit-tiny-p4_1xb128-40e_digit-scenes.py')
+MIMCO_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
+                          'mimco_vit-tiny-p4_1xb128-10e_digit-scenes.py')
 FINETUNE_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
                              'vit-tiny-p4_ft-1xb64-15e_digit-scenes.py')
 

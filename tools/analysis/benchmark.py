@@ -47,6 +47,15 @@ without the teacher / student checkpoint files::
 
     python tools/analysis/benchmark.py CONFIG --random-teachers --arch b \
         --img-size 224 --batch-size 2 --steps 2 --warmup 1 --device cpu
+
+MimCo (ViT-B/16 student on the full masked sequence, frozen ViT-B/16
+teacher) next to MAE and MoCo v3 (the tool compares ViTs at one arch; the
+Swin configs are refused with an error saying so)::
+
+    python tools/analysis/benchmark.py \
+        configs/mimco/mimco_vit-base-p16_8xb256-amp-coslr-100e_in1k.py \
+        --random-teachers --arch b --img-size 224 --batch-size 2 --steps 3 \
+        --warmup 1 --device cpu
 """
 import argparse
 import ast

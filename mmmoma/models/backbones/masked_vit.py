@@ -120,9 +120,22 @@ class MaskedViT(VisionTransformer):
             (row-major, ``N = H/p * W/p``), and the patch grid (h, w).
         """
         tokens, patch_resolution = self.patch_embed(x)
+        return self.add_patch_pos_embed(tokens,
+                                        patch_resolution), patch_resolution
+
+    def add_patch_pos_embed(self, tokens: Tensor,
+                            patch_resolution: Tuple[int, int]) -> Tensor:
+        """Add the (resized) position embedding to all N patch tokens.
+
+        Args:
+            tokens (Tensor): (B, N, C) patch embeddings, row-major.
+            patch_resolution (tuple): patch grid (h, w), ``h * w = N``.
+
+        Returns:
+            Tensor: (B, N, C).
+        """
         pos_embed = self._resized_pos_embed(patch_resolution)
-        patch_pos_embed = pos_embed[:, self.num_prefix_tokens:]
-        return tokens + patch_pos_embed, patch_resolution
+        return tokens + pos_embed[:, self.num_prefix_tokens:]
 
     def prefix_tokens(self, batch_size: int,
                       patch_resolution: Tuple[int, int]) -> Tensor:

@@ -1,4 +1,5 @@
 """Necks (projectors / predictors) of the pre-training algorithms."""
+from .conv_projector import ConvProjector
 from .token_projector import TokenProjector
 
-__all__ = ['TokenProjector']
+__all__ = ['ConvProjector', 'TokenProjector']

@@ -18,7 +18,6 @@ The EMA update runs outside the forward pass, from ``TeacherEMAHook``
 (after every epoch by default, or after every iteration).
 """
 import copy
-import math
 from typing import Dict, List, NamedTuple, Optional, Union
 
 import torch
@@ -28,6 +27,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
+from ..utils.momentum import check_unit_interval, cosine_momentum, ema_update_
 from ..utils.token_selection import (TokenSplit, check_mask_ratio,
                                      gather_tokens, num_visible_tokens,
                                      random_token_split, split_into_groups,
@@ -166,32 +166,6 @@ def cosine_distance(prediction: Tensor, target: Tensor) -> Tensor:
     return (1.0 - cosine).mean()
 
 
-def cosine_momentum(base: float, end: float, progress: float) -> float:
-    """EMA momentum on a half-cosine from ``base`` to ``end``.
-
-    ``m = end + (base − end) · (1 + cos(π · progress)) / 2`` (the official
-    ``cosine_scheduler``); ``progress`` is ``epoch / max_epochs`` for
-    per-epoch updates (the official schedule) and ``iter / max_iters`` for
-    per-iteration updates.
-
-    Args:
-        base (float): momentum at progress 0.
-        end (float): momentum at progress 1.
-        progress (float): in [0, 1].
-
-    Returns:
-        float: the momentum m.
-    """
-    return end + (base - end) * (1.0 + math.cos(math.pi * progress)) / 2.0
-
-
-def _check_unit_interval(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not 0.0 <= value <= 1.0:
-        raise ValueError(f'{name} must be a float in [0, 1], got {value!r}')
-    return float(value)
-
-
 @MODELS.register_module()
 class SdAE(BaseSelfSupervisor):
     """Self-distilled MAE: an EMA teacher's features as MIM targets.
@@ -261,10 +235,10 @@ class SdAE(BaseSelfSupervisor):
                              f"'student'), got {teacher_init!r}")
         self.teacher_input = teacher_input
         self.crop_ratio = self._check_crop_ratio(crop_ratio, teacher_input)
-        self.base_momentum = _check_unit_interval(base_momentum,
-                                                  'SdAE.base_momentum')
-        self.end_momentum = _check_unit_interval(end_momentum,
-                                                 'SdAE.end_momentum')
+        self.base_momentum = check_unit_interval(base_momentum,
+                                                 'SdAE.base_momentum')
+        self.end_momentum = check_unit_interval(end_momentum,
+                                                'SdAE.end_momentum')
         self.momentum_update = momentum_update
         self.teacher_init = teacher_init
         self.target_eps = target_eps
@@ -371,15 +345,7 @@ class SdAE(BaseSelfSupervisor):
         Args:
             momentum (float): m in [0, 1].
         """
-        momentum = _check_unit_interval(momentum, 'momentum')
-        student = dict(self.backbone.named_parameters())
-        for name, teacher_param in self.teacher.named_parameters():
-            teacher_param.mul_(momentum).add_(
-                student[name].detach().to(teacher_param.dtype),
-                alpha=1.0 - momentum)
-        student_buffers = dict(self.backbone.named_buffers())
-        for name, buffer in self.teacher.named_buffers():
-            buffer.copy_(student_buffers[name])
+        ema_update_(self.teacher, self.backbone, momentum)
         self.teacher_updates += 1
 
     def teacher_tokens(self, split: TokenSplit) -> TeacherTokens:

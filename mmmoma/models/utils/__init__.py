@@ -4,15 +4,19 @@ from .checkpoint_formats import (detect_checkpoint_format,
                                  timm_vit_to_mmpretrain)
 from .frozen_teacher import FrozenTeacher
 from .key_queue import KeyQueue
+from .momentum import check_unit_interval, cosine_momentum, ema_update_
 from .strict_pretrained import StrictPretrained
-from .token_selection import (TokenSplit, check_mask_ratio, gather_tokens,
-                              num_visible_tokens, random_token_split,
+from .token_selection import (TokenSplit, check_mask_ratio, expand_mask,
+                              gather_tokens, num_visible_tokens,
+                              random_block_mask, random_token_split,
                               split_into_groups, split_prefix, unfold_groups)
 
 __all__ = [
     'FrozenTeacher', 'KeyQueue', 'StrictPretrained', 'TokenSplit',
     'check_mask_ratio', 'gather_tokens', 'num_visible_tokens',
     'random_token_split', 'split_into_groups', 'split_prefix',
-    'unfold_groups', 'detect_checkpoint_format', 'load_backbone_state_dict',
+    'unfold_groups', 'expand_mask', 'random_block_mask',
+    'check_unit_interval', 'cosine_momentum', 'ema_update_',
+    'detect_checkpoint_format', 'load_backbone_state_dict',
     'load_backbone_weights', 'load_state_dict_strict', 'timm_vit_to_mmpretrain'
 ]

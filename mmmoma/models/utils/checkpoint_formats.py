@@ -1,4 +1,4 @@
-"""Read ViT checkpoints in the formats mmmoma meets, and load them strictly.
+"""Read ViT / Swin checkpoints in the formats mmmoma meets; load them strictly.
 
 Recognised checkpoint formats (:func:`detect_checkpoint_format`):
 
@@ -12,6 +12,14 @@ Recognised checkpoint formats (:func:`detect_checkpoint_format`):
     ``{'state_dict': {'module.base_encoder.*', 'module.momentum_encoder.*',
     'module.predictor.*'}, ...}``. The encoder is ``module.base_encoder.*``
     without its projector ``head.*``.
+``'moby'``
+    The official MoBY release of SwinTransformer/Transformer-SSL
+    (``moby_swin_t_{100,300}ep_pretrained.pth``): ``{'model': {'encoder.*',
+    'encoder_k.*', 'projector.*', 'projector_k.*', 'predictor.*', 'queue1',
+    'queue2', 'queue_ptr'}}``. The encoder is the online Swin
+    ``encoder.*``; the rest (:data:`MOBY_NON_ENCODER_KEY_PATTERNS`) is dropped
+    and reported. Its official Swin names are mapped to mmpretrain
+    ``SwinTransformer`` names by :func:`swin_to_mmpretrain` (table below).
 ``'mmpretrain'``
     A training checkpoint of mmpretrain / mmmoma:
     ``{'state_dict': {'backbone.*', 'neck.*', 'head.*', ...}, 'meta': ...}``.
@@ -19,7 +27,8 @@ Recognised checkpoint formats (:func:`detect_checkpoint_format`):
 ``'backbone'``
     A backbone-only file written by our converters
     (``tools/model_converters/*.py``): ``{'state_dict': {mmpretrain
-    VisionTransformer keys}, 'meta': {'checkpoint_format': 'backbone', ...}}``.
+    backbone keys (VisionTransformer, SwinTransformer)}, 'meta':
+    {'checkpoint_format': 'backbone', ...}}``.
 
 timm naming (both releases) is mapped to mmpretrain ``VisionTransformer``
 naming by :func:`timm_vit_to_mmpretrain`:
@@ -45,6 +54,42 @@ Keys of :data:`NON_ENCODER_KEY_PATTERNS` (MAE mask token and decoder,
 classifier heads / the MoCo v3 projector) are dropped and reported through
 the logger; any other key raises :class:`CheckpointFormatError` naming it.
 
+Official Swin naming (Microsoft Swin-Transformer / Transformer-SSL; the
+downsampling ``PatchMerging`` closes stage ``i``) is mapped to mmpretrain
+``SwinTransformer`` / ``SimMIMSwinTransformer`` naming by
+:func:`swin_to_mmpretrain`, with ``B = layers.i.blocks.j.`` (official),
+``M = stages.i.blocks.j.`` (mmpretrain) and ``S`` the last stage:
+
+====================================  =====================================
+official Swin                         mmpretrain ``SwinTransformer``
+====================================  =====================================
+``patch_embed.proj.*``                ``patch_embed.projection.*``
+``patch_embed.norm.*``                ``patch_embed.norm.*``
+``absolute_pos_embed`` (APE)          ``absolute_pos_embed``
+``B norm1.*``, ``B norm2.*``          ``M norm1.*``, ``M norm2.*``
+``B attn.qkv.*``, ``B attn.proj.*``   ``M attn.w_msa.qkv.*``, ``...proj.*``
+``B attn.relative_position_*``        ``M attn.w_msa.relative_position_*``
+``B mlp.fc1.*``                       ``M ffn.layers.0.0.*``
+``B mlp.fc2.*``                       ``M ffn.layers.1.*``
+``layers.i.downsample.reduction.*``   ``stages.i.downsample.reduction.*``
+``layers.i.downsample.norm.*``        ``stages.i.downsample.norm.*``
+``norm.*`` (final norm)               ``normS.*`` (``out_indices`` holds S)
+``B attn_mask``, ``head.*``           dropped and reported
+====================================  =====================================
+
+``relative_position_index`` is a deterministic buffer: it is rebuilt from the
+window size (:func:`swin_relative_position_index`), and an index stored in
+the checkpoint must equal it. ``attn_mask`` buffers are dropped (mmpretrain
+builds the masks in ``forward``).
+
+The official ``PatchMerging`` concatenates the 2x2 neighbours of a pixel as
+``[x(0::2, 0::2), x(1::2, 0::2), x(0::2, 1::2), x(1::2, 1::2)]`` (position
+major, channel minor: feature ``(dy + 2 * dx) * C + c`` for row offset
+``dy`` and column offset ``dx``), mmcv's (``nn.Unfold``) as channel major,
+kernel position minor (feature ``c * 4 + dy * 2 + dx``); the merge norm and
+the input columns of the reduction are permuted accordingly
+(:func:`swin_merge_to_unfold_order`).
+
 Errors:
     :class:`CheckpointFormatError` (a ``ValueError``): the file is not in a
     recognised format, or holds keys that cannot be mapped.
@@ -68,8 +113,11 @@ from mmengine.utils import ProgressBar
 from torch import Tensor, nn
 
 __all__ = [
-    'CHECKPOINT_FORMATS', 'NON_ENCODER_KEY_PATTERNS', 'CheckpointFormatError',
-    'CheckpointMismatchError', 'timm_vit_to_mmpretrain',
+    'CHECKPOINT_FORMATS', 'NON_ENCODER_KEY_PATTERNS',
+    'MOBY_NON_ENCODER_KEY_PATTERNS', 'SWIN_DROPPED_KEY_PATTERNS',
+    'CheckpointFormatError', 'CheckpointMismatchError',
+    'timm_vit_to_mmpretrain', 'swin_to_mmpretrain',
+    'swin_merge_to_unfold_order', 'swin_relative_position_index',
     'detect_checkpoint_format', 'load_checkpoint_file',
     'load_backbone_state_dict', 'load_state_dict_strict',
     'load_backbone_weights',
@@ -82,10 +130,13 @@ CHECKPOINT_FORMATS: Dict[str, str] = OrderedDict(
     mocov3="official MoCo v3 release: {'state_dict': "
     "{'module.base_encoder.*', 'module.momentum_encoder.*', "
     "'module.predictor.*'}}",
+    moby="official MoBY release (Transformer-SSL): {'model': "
+    "{'encoder.*' (Swin), 'encoder_k.*', 'projector.*', 'projector_k.*', "
+    "'predictor.*', 'queue1', 'queue2', 'queue_ptr'}}",
     mmpretrain="mmpretrain / mmmoma training checkpoint: "
     "{'state_dict': {'backbone.*', 'neck.*', 'head.*', ...}}",
     backbone="backbone-only file of tools/model_converters: "
-    "{'state_dict': {mmpretrain VisionTransformer keys}}",
+    "{'state_dict': {mmpretrain backbone keys}}",
 )
 
 #: timm-named keys that are not part of the ViT encoder. They are dropped by
@@ -98,7 +149,29 @@ NON_ENCODER_KEY_PATTERNS: Dict[str, str] = OrderedDict([
      'projector'),
 ])
 
+#: Keys of a MoBY release's ``'model'`` besides the online encoder
+#: ``encoder.*``. Dropped by :func:`load_backbone_state_dict` (and reported).
+MOBY_NON_ENCODER_KEY_PATTERNS: Dict[str, str] = OrderedDict([
+    ('encoder_k.*', 'MoBY momentum (target) encoder'),
+    ('projector.*', 'MoBY online projector'),
+    ('projector_k.*', 'MoBY momentum projector'),
+    ('predictor.*', 'MoBY predictor'),
+    ('queue*', 'MoBY key queues and pointer (queue1, queue2, queue_ptr)'),
+])
+
+#: Official-Swin-named keys that mmpretrain's ``SwinTransformer`` does not
+#: store. Dropped by :func:`swin_to_mmpretrain` (and reported).
+SWIN_DROPPED_KEY_PATTERNS: Dict[str, str] = OrderedDict([
+    ('layers.*.blocks.*.attn_mask', 'shifted-window attention masks '
+     '(deterministic buffers; mmpretrain builds them in forward)'),
+    ('head.*', 'classifier head'),
+])
+
 # Marker written into ``meta`` of backbone-only files.
+# Backbone parameters used only in masked pre-training (SimMIM's mask token);
+# a fine-tuning backbone without them loads the rest strictly.
+PRETRAINING_ONLY_BACKBONE_KEYS = ('mask_token', )
+
 _BACKBONE_META_KEY = 'checkpoint_format'
 
 # timm key -> mmpretrain VisionTransformer key (re.fullmatch, re.sub syntax).
@@ -121,7 +194,36 @@ _TIMM_TO_MMPRETRAIN_RULES: Tuple[Tuple['re.Pattern', str], ...] = tuple(
         (r'fc_norm\.(weight|bias)', r'ln2.\1'),
     ))
 
+# Official Swin key -> mmpretrain SwinTransformer key (re.fullmatch).
+_SWIN_BLOCK = r'layers\.(\d+)\.blocks\.(\d+)\.'
+_MM_BLOCK = r'stages.\1.blocks.\2.'
+_SWIN_TO_MMPRETRAIN_RULES: Tuple[Tuple['re.Pattern', str], ...] = tuple(
+    (re.compile(pattern), replacement) for pattern, replacement in (
+        (r'patch_embed\.proj\.(weight|bias)', r'patch_embed.projection.\1'),
+        (r'patch_embed\.norm\.(weight|bias)', r'patch_embed.norm.\1'),
+        (r'absolute_pos_embed', 'absolute_pos_embed'),
+        (_SWIN_BLOCK + r'(norm1|norm2)\.(weight|bias)',
+         _MM_BLOCK + r'\3.\4'),
+        (_SWIN_BLOCK + r'attn\.(qkv|proj)\.(weight|bias)',
+         _MM_BLOCK + r'attn.w_msa.\3.\4'),
+        (_SWIN_BLOCK + r'attn\.relative_position_bias_table',
+         _MM_BLOCK + r'attn.w_msa.relative_position_bias_table'),
+        (_SWIN_BLOCK + r'mlp\.fc1\.(weight|bias)',
+         _MM_BLOCK + r'ffn.layers.0.0.\3'),
+        (_SWIN_BLOCK + r'mlp\.fc2\.(weight|bias)',
+         _MM_BLOCK + r'ffn.layers.1.\3'),
+        (r'layers\.(\d+)\.downsample\.(reduction\.weight|norm\.weight|'
+         r'norm\.bias)', r'stages.\1.downsample.\2'),
+    ))
+_SWIN_MERGE_KEY = re.compile(r'layers\.\d+\.downsample\.'
+                             r'(reduction\.weight|norm\.weight|norm\.bias)')
+_SWIN_INDEX_KEY = re.compile(_SWIN_BLOCK + r'attn\.relative_position_index')
+_SWIN_FINAL_NORM_KEY = re.compile(r'norm\.(weight|bias)')
+_SWIN_STAGE_KEY = re.compile(r'layers\.(\d+)\.')
+_SWIN_BLOCK_KEY = re.compile(_SWIN_BLOCK)
+
 _MOCOV3_ENCODER_PREFIX = 'module.base_encoder.'
+_MOBY_ENCODER_PREFIX = 'encoder.'
 _MAX_KEYS_IN_MESSAGE = 20
 
 
@@ -178,12 +280,26 @@ def _map_timm_key(key: str) -> Optional[str]:
     return None
 
 
-def _non_encoder_pattern(key: str) -> Optional[str]:
-    """The :data:`NON_ENCODER_KEY_PATTERNS` entry ``key`` matches, if any."""
-    for pattern in NON_ENCODER_KEY_PATTERNS:
+def _non_encoder_pattern(
+        key: str,
+        patterns: Mapping[str, str] = NON_ENCODER_KEY_PATTERNS
+) -> Optional[str]:
+    """The entry of ``patterns`` (fnmatch) that ``key`` matches, if any."""
+    for pattern in patterns:
         if fnmatch.fnmatchcase(key, pattern):
             return pattern
     return None
+
+
+def _report_dropped(dropped: Mapping[str, Sequence[str]],
+                    patterns: Mapping[str, str],
+                    what: str = 'non-encoder') -> None:
+    """Log the keys dropped per pattern, by name (first 20, then a count)."""
+    for pattern, keys in dropped.items():
+        print_log(
+            f'Dropped {len(keys)} {what} key(s) matching {pattern!r} '
+            f'({patterns[pattern]}): {_format_keys(keys)}',
+            logger='current')
 
 
 def timm_vit_to_mmpretrain(state_dict: Mapping[str, Tensor],
@@ -230,12 +346,227 @@ def timm_vit_to_mmpretrain(state_dict: Mapping[str, Tensor],
             f'patch_embed.proj, blocks.i.{{norm1,attn.qkv,attn.proj,ls1,'
             f'norm2,mlp.fc1,mlp.fc2,ls2}}, norm, fc_norm; dropped as '
             f'non-encoder: {", ".join(NON_ENCODER_KEY_PATTERNS)}.')
-    for pattern, keys in dropped.items():
-        print_log(
-            f'Dropped {len(keys)} non-encoder key(s) matching {pattern!r} '
-            f'({NON_ENCODER_KEY_PATTERNS[pattern]}): {_format_keys(keys)}',
-            logger='current')
+    _report_dropped(dropped, NON_ENCODER_KEY_PATTERNS)
     return converted
+
+
+def swin_relative_position_index(window_size: int) -> Tensor:
+    """The relative-position index of a square Swin attention window.
+
+    Entry ``(p, q)`` indexes the ``((2 * W - 1) ** 2, num_heads)`` bias
+    table for query token ``p`` and key token ``q`` (row-major in the
+    window): ``(dy + W - 1) * (2 * W - 1) + (dx + W - 1)`` with
+    ``(dy, dx)`` the position of ``p`` minus that of ``q``. The official Swin
+    and mmpretrain's ``WindowMSA`` compute this same buffer.
+
+    Args:
+        window_size (int): window side ``W``.
+
+    Returns:
+        Tensor: int64, shape ``(W * W, W * W)``.
+    """
+    rows, cols = torch.meshgrid(
+        torch.arange(window_size), torch.arange(window_size), indexing='ij')
+    rows, cols = rows.flatten(), cols.flatten()
+    delta_rows = rows[:, None] - rows[None, :] + window_size - 1
+    delta_cols = cols[:, None] - cols[None, :] + window_size - 1
+    return delta_rows * (2 * window_size - 1) + delta_cols
+
+
+def swin_merge_to_unfold_order(value: Tensor) -> Tensor:
+    """Reorder the ``4 * C`` merged features of a Swin ``PatchMerging``.
+
+    Official Swin / timm order (position major): feature
+    ``(dy + 2 * dx) * C + c``; mmcv ``PatchMerging`` (``nn.Unfold``, channel
+    major): feature ``c * 4 + dy * 2 + dx``, for the ``(dy, dx)`` row / column
+    offset in the 2x2 neighbourhood and channel ``c``.
+
+    Args:
+        value (Tensor): merge-norm weight / bias, shape ``(4 * C,)``, or
+            reduction weight, shape ``(out_channels, 4 * C)``; the last
+            dimension is reordered.
+
+    Returns:
+        Tensor: same shape, in mmcv's order.
+
+    Raises:
+        CheckpointFormatError: the last dimension is not a multiple of 4.
+    """
+    merged = value.shape[-1]
+    if merged % 4:
+        raise CheckpointFormatError(
+            f'A Swin PatchMerging tensor must have 4 * C merged features in '
+            f'its last dimension, got shape {tuple(value.shape)}')
+    lead = value.shape[:-1]
+    num_lead = len(lead)
+    # (..., dx, dy, c) -> (..., c, dy, dx)
+    grouped = value.reshape(*lead, 2, 2, merged // 4)
+    return grouped.permute(*range(num_lead), num_lead + 2, num_lead + 1,
+                           num_lead).reshape(*lead, merged)
+
+
+def _map_swin_key(key: str) -> Optional[str]:
+    """mmpretrain name of an official Swin key, or None if no rule matches."""
+    for pattern, replacement in _SWIN_TO_MMPRETRAIN_RULES:
+        if pattern.fullmatch(key):
+            return pattern.sub(replacement, key)
+    return None
+
+
+def _window_size_of_table(key: str, table: Tensor) -> int:
+    """Window side ``W`` of a ``((2W-1)**2, heads)`` relative bias table."""
+    side = round(table.shape[0]**0.5) if table.dim() == 2 else 0
+    if side * side != table.shape[0] or side % 2 == 0:
+        raise CheckpointFormatError(
+            f'{key!r} has shape {tuple(table.shape)}; a square Swin window '
+            f'of side W needs a ((2W-1)**2, num_heads) table')
+    return (side + 1) // 2
+
+
+def swin_to_mmpretrain(state_dict: Mapping[str, Tensor],
+                       *,
+                       show_progress: bool = False) -> 'OrderedDict':
+    """Rename an official Swin (v1) state dict to mmpretrain's names.
+
+    The table is in the module docstring. The ``PatchMerging`` norm and
+    reduction are reordered by :func:`swin_merge_to_unfold_order`;
+    ``relative_position_index`` is rebuilt for every block from its bias table
+    (:func:`swin_relative_position_index`) and a stored one must equal it;
+    keys matching :data:`SWIN_DROPPED_KEY_PATTERNS` are dropped and reported.
+    The final ``norm`` becomes ``norm{S}`` for the last stage ``S``.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): official Swin keys (MoBY's
+            ``encoder.*`` with the prefix removed).
+        show_progress (bool): show a progress bar over the keys.
+
+    Returns:
+        OrderedDict[str, Tensor]: mmpretrain ``SwinTransformer`` keys (load
+        into ``SimMIMSwinTransformer`` with ``allowed_missing=
+        ('mask_token',)``).
+
+    Raises:
+        CheckpointFormatError: keys that are neither mappable nor dropped
+            (named, the first 20 then a count); a stored
+            ``relative_position_index`` that differs from the rebuilt one;
+            blocks without ``norm2`` (MoBY-Swin-T-BN); bad tensor shapes.
+    """
+    converted: 'OrderedDict[str, Tensor]' = OrderedDict()
+    stored_index: Dict[str, Tuple[str, Tensor]] = OrderedDict()
+    final_norm: Dict[str, Tensor] = OrderedDict()
+    dropped: Dict[str, List[str]] = OrderedDict()
+    unknown: List[str] = []
+    stages, blocks, blocks_with_norm2 = set(), set(), set()
+    for key in _iter_keys(state_dict.keys(), show_progress):
+        value = state_dict[key]
+        stage = _SWIN_STAGE_KEY.match(key)
+        block = _SWIN_BLOCK_KEY.match(key)
+        if stage is not None:
+            stages.add(int(stage.group(1)))
+        if block is not None:
+            blocks.add(block.group(0))
+            if key == block.group(0) + 'norm2.weight':
+                blocks_with_norm2.add(block.group(0))
+        if _SWIN_INDEX_KEY.fullmatch(key):
+            new_key = _SWIN_INDEX_KEY.sub(
+                _MM_BLOCK + 'attn.w_msa.relative_position_index', key)
+            stored_index[new_key] = (key, value)
+            continue
+        final = _SWIN_FINAL_NORM_KEY.fullmatch(key)
+        if final is not None:
+            final_norm[final.group(1)] = value
+            continue
+        new_key = _map_swin_key(key)
+        if new_key is not None:
+            if _SWIN_MERGE_KEY.fullmatch(key):
+                value = swin_merge_to_unfold_order(value)
+            converted[new_key] = value
+            if new_key.endswith('relative_position_bias_table'):
+                window_size = _window_size_of_table(key, value)
+                converted[new_key.replace('bias_table', 'index')] = (
+                    swin_relative_position_index(window_size))
+            continue
+        pattern = _non_encoder_pattern(key, SWIN_DROPPED_KEY_PATTERNS)
+        if pattern is not None:
+            dropped.setdefault(pattern, []).append(key)
+        else:
+            unknown.append(key)
+
+    for new_key, (key, value) in stored_index.items():
+        if new_key not in converted:
+            unknown.append(key)  # an index without its bias table
+        elif not torch.equal(value.long().cpu(), converted[new_key]):
+            raise CheckpointFormatError(
+                f'{key!r} differs from the relative position index of a '
+                f'{int(converted[new_key].shape[0]**0.5)}x'
+                f'{int(converted[new_key].shape[0]**0.5)} Swin window (the '
+                f'one official Swin and mmpretrain build); this is not an '
+                f'official Swin (v1) checkpoint')
+    if unknown:
+        raise CheckpointFormatError(
+            f'{len(unknown)} key(s) of the Swin state dict cannot be mapped '
+            f'to mmpretrain SwinTransformer keys: {_format_keys(unknown)}. '
+            f'Mappable: patch_embed.{{proj,norm}}, absolute_pos_embed, '
+            f'layers.i.blocks.j.{{norm1,attn.qkv,attn.proj,'
+            f'attn.relative_position_bias_table,'
+            f'attn.relative_position_index,norm2,mlp.fc1,mlp.fc2}}, '
+            f'layers.i.downsample.{{reduction,norm}}, norm; dropped: '
+            f'{", ".join(SWIN_DROPPED_KEY_PATTERNS)}.')
+    no_norm2 = sorted(blocks - blocks_with_norm2)
+    if no_norm2:
+        raise CheckpointFormatError(
+            f'{len(no_norm2)} Swin block(s) have no norm2.weight (the '
+            f'LayerNorm before the MLP): {_format_keys(no_norm2)}. MoBY-Swin-'
+            f'T-BN (NORM_BEFORE_MLP=bn) normalises there with a parameter-'
+            f'less BatchNorm that mmpretrain SwinTransformer cannot express; '
+            f'use a LayerNorm release (e.g. moby_swin_t_300ep_pretrained.pth)'
+            f'.')
+    if final_norm:
+        if not stages:
+            raise CheckpointFormatError(
+                'The Swin state dict has a final norm but no layers.i.* '
+                'stage keys: cannot tell the last stage')
+        last_stage = max(stages)
+        for name, value in final_norm.items():
+            converted[f'norm{last_stage}.{name}'] = value
+    _report_dropped(dropped, SWIN_DROPPED_KEY_PATTERNS, what='Swin')
+    return converted
+
+
+def _split_moby_encoder(model: Mapping[str, Tensor],
+                        show_progress: bool) -> 'OrderedDict':
+    """Online encoder ``encoder.*`` (prefix removed) of a MoBY ``'model'``.
+
+    Keys of :data:`MOBY_NON_ENCODER_KEY_PATTERNS` are dropped and reported;
+    any other key raises :class:`CheckpointFormatError` naming it.
+    """
+    encoder: 'OrderedDict[str, Tensor]' = OrderedDict()
+    dropped: Dict[str, List[str]] = OrderedDict()
+    unknown: List[str] = []
+    for key in _iter_keys(model.keys(), show_progress):
+        if key.startswith(_MOBY_ENCODER_PREFIX):
+            encoder[key[len(_MOBY_ENCODER_PREFIX):]] = model[key]
+            continue
+        pattern = _non_encoder_pattern(key, MOBY_NON_ENCODER_KEY_PATTERNS)
+        if pattern is not None:
+            dropped.setdefault(pattern, []).append(key)
+        else:
+            unknown.append(key)
+    if unknown:
+        raise CheckpointFormatError(
+            f'{len(unknown)} key(s) of the MoBY checkpoint are neither the '
+            f'online encoder ({_MOBY_ENCODER_PREFIX}*) nor known MoBY '
+            f'parts ({", ".join(MOBY_NON_ENCODER_KEY_PATTERNS)}): '
+            f'{_format_keys(unknown)}')
+    _report_dropped(dropped, MOBY_NON_ENCODER_KEY_PATTERNS)
+    return encoder
+
+
+def _looks_like_moby_swin(model: Mapping[str, object]) -> bool:
+    return (_MOBY_ENCODER_PREFIX + 'patch_embed.proj.weight' in model
+            and any(
+                key.startswith(_MOBY_ENCODER_PREFIX + 'layers.')
+                for key in model))
 
 
 def _looks_like_timm_vit(state_dict: Mapping[str, object]) -> bool:
@@ -249,7 +580,8 @@ def detect_checkpoint_format(checkpoint: Mapping[str, object]) -> str:
         checkpoint (dict): the object ``torch.load`` returned.
 
     Returns:
-        str: ``'mae'``, ``'mocov3'``, ``'mmpretrain'`` or ``'backbone'``.
+        str: ``'mae'``, ``'mocov3'``, ``'moby'``, ``'mmpretrain'`` or
+        ``'backbone'``.
 
     Raises:
         CheckpointFormatError: none of them; the message lists the recognised
@@ -257,6 +589,8 @@ def detect_checkpoint_format(checkpoint: Mapping[str, object]) -> str:
     """
     if isinstance(checkpoint, Mapping):
         model = checkpoint.get('model')
+        if isinstance(model, Mapping) and _looks_like_moby_swin(model):
+            return 'moby'
         if isinstance(model, Mapping) and _looks_like_timm_vit(model):
             return 'mae'
         state_dict = checkpoint.get('state_dict')
@@ -340,7 +674,7 @@ def load_backbone_state_dict(path_or_checkpoint: Union[str, os.PathLike,
                              map_location: Union[str, torch.device] = 'cpu',
                              *,
                              show_progress: bool = False) -> 'OrderedDict':
-    """Read a ViT backbone from any of :data:`CHECKPOINT_FORMATS`.
+    """Read a backbone from any of :data:`CHECKPOINT_FORMATS`.
 
     Args:
         path_or_checkpoint (str | PathLike | dict): checkpoint file, or a
@@ -353,14 +687,15 @@ def load_backbone_state_dict(path_or_checkpoint: Union[str, os.PathLike,
         show_progress (bool): show a progress bar over the keys.
 
     Returns:
-        OrderedDict[str, Tensor]: mmpretrain ``VisionTransformer`` keys,
+        OrderedDict[str, Tensor]: mmpretrain ``VisionTransformer`` keys
+        (``'mae'``, ``'mocov3'``) or ``SwinTransformer`` keys (``'moby'``),
         without prefix (for ``'mmpretrain'`` / ``'backbone'`` files: the keys
         of whatever backbone was saved).
 
     Raises:
         FileNotFoundError: the file does not exist.
-        CheckpointFormatError: unrecognised format, unmappable timm keys, or
-            no key with ``prefix``.
+        CheckpointFormatError: unrecognised format, unmappable timm / Swin /
+            MoBY keys, or no key with ``prefix``.
         ValueError: ``prefix`` does not end in ``'.'``.
     """
     if not (isinstance(prefix, str) and prefix.endswith('.')):
@@ -374,6 +709,14 @@ def load_backbone_state_dict(path_or_checkpoint: Union[str, os.PathLike,
     if checkpoint_format == 'mae':
         return timm_vit_to_mmpretrain(
             checkpoint['model'], show_progress=show_progress)
+    if checkpoint_format == 'moby':
+        encoder = _split_moby_encoder(checkpoint['model'], show_progress)
+        print_log(
+            f'MoBY checkpoint: reading the online encoder '
+            f'{_MOBY_ENCODER_PREFIX}* ({len(encoder)} keys, official Swin '
+            f'naming)',
+            logger='current')
+        return swin_to_mmpretrain(encoder)
     state_dict = checkpoint['state_dict']
     if checkpoint_format == 'mocov3':
         encoder = _take_prefix(state_dict, _MOCOV3_ENCODER_PREFIX,
@@ -490,10 +833,28 @@ def load_backbone_weights(module: nn.Module,
         name (str, optional): what is loaded, for messages; defaults to
             ``'<module class> from <checkpoint>'``.
 
+    Pre-training-only backbone parameters that ``module`` does not have
+    (:data:`PRETRAINING_ONLY_BACKBONE_KEYS`, e.g. the ``mask_token`` of a
+    ``SimMIMViT`` / ``SimMIMSwinTransformer`` student loaded into a plain
+    ViT / Swin for fine-tuning) are dropped and logged by name; every other
+    key must match.
+
     Returns:
         int: number of tensors loaded.
     """
     state_dict = load_backbone_state_dict(checkpoint, prefix=prefix)
+    expected = module.state_dict()
+    dropped = [
+        key for key in state_dict
+        if key in PRETRAINING_ONLY_BACKBONE_KEYS and key not in expected
+    ]
+    if dropped:
+        for key in dropped:
+            del state_dict[key]
+        print_log(
+            f'{name or type(module).__name__}: dropped pre-training-only '
+            f'key(s) the module does not have: {_format_keys(dropped)}',
+            logger='current')
     return load_state_dict_strict(
         module,
         state_dict,
@@ -560,8 +921,9 @@ def convert_to_backbone_checkpoint(src: Union[str, os.PathLike],
             f'({CHECKPOINT_FORMATS[source_format]}), but this converter reads '
             f'{expected_format!r} ({CHECKPOINT_FORMATS[expected_format]}). '
             f'Converters: tools/model_converters/mae_to_mmpretrain.py (mae), '
-            f'mocov3_to_mmpretrain.py (mocov3), extract_backbone.py '
-            f'(mmpretrain); a backbone file needs no conversion.')
+            f'mocov3_to_mmpretrain.py (mocov3), moby_to_mmpretrain.py '
+            f'(moby), extract_backbone.py (mmpretrain); a backbone file '
+            f'needs no conversion.')
     state_dict = load_backbone_state_dict(
         checkpoint, prefix=prefix, show_progress=show_progress)
     meta: Dict[str, object] = dict(
@@ -575,7 +937,7 @@ def convert_to_backbone_checkpoint(src: Union[str, os.PathLike],
             for key in ('epoch', 'iter', 'experiment_name'):
                 if key in source_meta:
                     meta[f'source_{key}'] = source_meta[key]
-    if source_format == 'mocov3':
+    if source_format in ('mocov3', 'moby'):
         for key in ('arch', 'epoch'):
             if isinstance(checkpoint.get(key), (str, int)):
                 meta[f'source_{key}'] = checkpoint[key]

@@ -169,3 +169,46 @@ def unfold_groups(tokens: Tensor, num_groups: int) -> Tensor:
     """
     rows, length, channels = tokens.shape
     return tokens.reshape(rows // num_groups, num_groups * length, channels)
+
+
+def random_block_mask(batch_size: int,
+                      grid: Tuple[int, int],
+                      mask_ratio: float,
+                      block_size: int = 1,
+                      device: Optional[torch.device] = None,
+                      generator: Optional[torch.Generator] = None) -> Tensor:
+    """SimMIM masking: mask random cells of a coarse grid of mask patches.
+
+    A random ``mask_ratio`` of the ``h * w`` mask patches is masked per
+    sample (the same count as :func:`random_token_split`: ``h * w −
+    round(h * w * (1 − r))``), then every mask patch is expanded to
+    ``block_size × block_size`` model patches (``block_size = mask patch
+    size / model patch size``).
+
+    Args:
+        batch_size (int): B.
+        grid (tuple[int, int]): (h, w), the mask-patch grid of the image.
+        mask_ratio (float): fraction of mask patches masked, in [0, 1).
+        block_size (int): model patches per mask patch along each side.
+        device (torch.device, optional): device of the mask.
+        generator (torch.Generator, optional): random generator.
+
+    Returns:
+        Tensor: bool (B, h * block_size, w * block_size), True = masked.
+    """
+    height, width = grid
+    split = random_token_split(batch_size, height * width, mask_ratio,
+                               device=device, generator=generator)
+    mask = torch.zeros(batch_size, height * width, dtype=torch.bool,
+                       device=split.ids_mask.device)
+    mask.scatter_(1, split.ids_mask, True)
+    return expand_mask(mask.reshape(batch_size, height, width), block_size)
+
+
+def expand_mask(mask: Tensor, factor: int) -> Tensor:
+    """Upsample a (B, h, w) mask by repeating each cell ``factor`` times
+    along both axes: (B, h * factor, w * factor)."""
+    if factor == 1:
+        return mask
+    return mask.repeat_interleave(factor, dim=1).repeat_interleave(
+        factor, dim=2)

@@ -327,3 +327,34 @@ def test_files_round_trip_and_errors(tmp_path):
     torch.save(release, unsafe)
     with pytest.raises(pickle.UnpicklingError, match='unsafe.pth'):
         load_backbone_state_dict(unsafe)
+
+
+def test_simmim_mask_token_is_dropped_only_where_the_module_lacks_it(
+        tmp_path):
+    """A SimMIM-style student (MimCo) fine-tunes as a plain ViT: its
+    ``mask_token`` is dropped, everything else loads strictly; a
+    module that has a mask token still receives it; other stray keys
+    still fail."""
+    from mmmoma.models.backbones import SimMIMViT
+    from mmmoma.models.utils.checkpoint_formats import load_backbone_weights
+    arch = dict(embed_dims=32, num_layers=1, num_heads=2,
+                feedforward_channels=64)
+    student = SimMIMViT(arch=arch, img_size=16, patch_size=4)
+    student.init_weights()
+    path = tmp_path / 'mimco.pth'
+    state = {f'backbone.{k}': v for k, v in student.state_dict().items()}
+    torch.save({'state_dict': state}, path)
+
+    plain = VisionTransformer(arch=arch, img_size=16, patch_size=4)
+    assert load_backbone_weights(plain, str(path)) == len(plain.state_dict())
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, student.state_dict()[key]), key
+
+    again = SimMIMViT(arch=arch, img_size=16, patch_size=4)
+    load_backbone_weights(again, str(path))
+    assert torch.equal(again.mask_token, student.mask_token)
+
+    state['backbone.not_a_vit_key'] = torch.zeros(1)
+    torch.save({'state_dict': state}, path)
+    with pytest.raises(CheckpointMismatchError, match='not_a_vit_key'):
+        load_backbone_weights(plain, str(path))

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from mmmoma.models.utils import (check_mask_ratio, gather_tokens,
-                                 num_visible_tokens, random_token_split,
-                                 split_into_groups, split_prefix,
-                                 unfold_groups)
+from mmmoma.models.utils import (check_mask_ratio, expand_mask, gather_tokens,
+                                 num_visible_tokens, random_block_mask,
+                                 random_token_split, split_into_groups,
+                                 split_prefix, unfold_groups)
 
 
 @pytest.mark.parametrize('mask_ratio', [0.0, 0.75, 0.9])
@@ -85,3 +85,55 @@ def test_gather_prefix_and_unfold():
     assert torch.equal(patches, tokens[:, 1:])
     folded = tokens.reshape(2 * 3, 2, 3)  # 3 groups of 2 per sample
     assert torch.equal(unfold_groups(folded, 3), tokens)
+
+
+# ----------------------------------------------------------------------
+# SimMIM block masks (MimCo)
+# ----------------------------------------------------------------------
+@pytest.mark.parametrize('grid,mask_ratio,block_size', [
+    ((4, 4), 0.6, 2), ((7, 7), 0.6, 1), ((2, 3), 0.5, 3), ((4, 4), 0.0, 2)])
+def test_block_mask_masks_the_exact_count_in_whole_blocks(
+        grid, mask_ratio, block_size):
+    height, width = grid
+    num_masked = height * width - round(height * width * (1 - mask_ratio))
+    mask = random_block_mask(5, grid, mask_ratio, block_size=block_size)
+    assert mask.dtype == torch.bool
+    assert mask.shape == (5, height * block_size, width * block_size)
+    assert mask.sum(dim=(1, 2)).tolist() == [num_masked * block_size**2] * 5
+    for b in range(5):
+        for r in range(height):
+            for c in range(width):
+                block = mask[b, r * block_size:(r + 1) * block_size,
+                             c * block_size:(c + 1) * block_size]
+                assert block.all() or not block.any()  # uniform block
+
+
+def test_block_mask_is_random_per_sample_and_reproducible():
+    a = random_block_mask(4, (7, 7), 0.6, 2,
+                          generator=torch.Generator().manual_seed(1))
+    b = random_block_mask(4, (7, 7), 0.6, 2,
+                          generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    assert not torch.equal(a[0], a[1])
+    # 224 px, 32 px mask patches: 49 - round(19.6) = 29 of 49 masked
+    assert int(a[0].sum()) == 29 * 4
+
+
+def test_expand_mask_repeats_every_cell():
+    mask = torch.tensor([[[True, False, True], [False, False, True]],
+                         [[False, True, False], [True, True, False]]])
+    for factor in (2, 3):
+        out = expand_mask(mask, factor)
+        assert out.shape == (2, 2 * factor, 3 * factor)
+        for b in range(2):
+            for r in range(2 * factor):
+                for c in range(3 * factor):
+                    assert bool(out[b, r, c]) == bool(
+                        mask[b, r // factor, c // factor])
+    assert torch.equal(expand_mask(mask, 1), mask)
+
+
+@pytest.mark.parametrize('bad', [1.0, -0.1])
+def test_block_mask_checks_the_ratio(bad):
+    with pytest.raises(ValueError, match='mask_ratio'):
+        random_block_mask(2, (4, 4), bad)

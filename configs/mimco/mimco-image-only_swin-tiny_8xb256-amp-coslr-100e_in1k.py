@@ -1,0 +1,19 @@
+# Ablation (paper Table 8, second row: 81.59 %): only the image-level loss.
+# Teacher weights: MoBY's public Swin-T release, converted with
+#   python tools/model_converters/moby_to_mmpretrain.py \
+#       moby_swin_t_300ep_pretrained.pth \
+#       checkpoints/moby_swin-tiny-300ep_mmpretrain.pth
+_base_ = [
+    '../_base_/models/mimco_swin-base.py',
+    '../_base_/datasets/imagenet_bs256_mimco.py',
+    '../_base_/schedules/mimco_adamw_100e.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(
+    backbone=dict(arch='tiny'),
+    teacher=dict(
+        network=dict(arch='tiny'),
+        checkpoint='checkpoints/moby_swin-tiny-300ep_mmpretrain.pth'),
+    patch_loss_weight=0.0)
+# TeacherEMAHook updates the momentum projectors after every iteration.
+custom_hooks = [dict(type='RNGStateHook'), dict(type='TeacherEMAHook')]

@@ -1,0 +1,17 @@
+# MimCo ViT-S/16, 300 epochs (paper Table 1: 82.7 % fine-tune top-1); see the
+# 100-epoch config for the teacher.
+_base_ = [
+    '../_base_/models/mimco_vit-base-p16.py',
+    '../_base_/datasets/imagenet_bs256_mimco.py',
+    '../_base_/schedules/mimco_adamw_300e.py',
+    '../_base_/default_runtime.py',
+]
+vit_small = dict(
+    embed_dims=384, num_layers=12, num_heads=12, feedforward_channels=1536)
+model = dict(
+    backbone=dict(arch=dict(_delete_=True, **vit_small)),
+    teacher=dict(
+        network=dict(arch=dict(_delete_=True, **vit_small)),
+        checkpoint='checkpoints/mocov3_vit-small-300ep_mmpretrain.pth'))
+# TeacherEMAHook updates the momentum projectors after every iteration.
+custom_hooks = [dict(type='RNGStateHook'), dict(type='TeacherEMAHook')]

@@ -1,0 +1,330 @@
+"""Every MimCo config trains for 2 iterations through tools/train.py.
+
+Each config (configs/mimco/*.py, configs/demo/mimco_*.py) is run by the real
+tools/train.py in a subprocess, shrunk only through ``--cfg-options``: a tiny
+ViT (64 wide, 2 blocks, 4 px patches) or a tiny two-stage Swin (16 / 32 wide,
+window 2, stride 8) for student *and* teacher, 32 px images, 8 px mask
+patches, narrow heads, queues of 24 keys, a 16-image stand-in in the
+config's own dataset type, one epoch of 2 iterations of 8 images. The frozen
+teacher loads a checkpoint that the test writes for the shrunk teacher
+arch. The algorithm, its losses (incl. the ablations), the pipeline and the
+schedule are the config's own. AMP configs fall back to fp32 on the CPU
+(``mmmoma.compat.amp_to_fp32_without_gpu``).
+
+The paper's hyper-parameters (MimCo §3.3) are checked on the configs as
+written, before any shrinking.
+"""
+import argparse
+import glob
+import os
+import os.path as osp
+import re
+
+import pytest
+import torch
+from mmengine.config import Config, DictAction
+from mmpretrain.registry import MODELS
+
+from ..test_tools.utils import REPO_ROOT, python, run
+
+MIMCO_CONFIGS = sorted(
+    glob.glob(osp.join(REPO_ROOT, 'configs', 'mimco', '*.py')) +
+    glob.glob(osp.join(REPO_ROOT, 'configs', 'demo', 'mimco_*.py')))
+PAPER_CONFIGS = [path for path in MIMCO_CONFIGS
+                 if osp.basename(osp.dirname(path)) == 'mimco']
+VIT_ARCH = dict(
+    embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128)
+# two stages: 8 x 8 tokens of 16 channels, then 4 x 4 of 32 (stride 8)
+SWIN_ARCH = dict(embed_dims=16, depths=[1, 1], num_heads=[2, 2])
+BATCH_SIZE = 8  # the stand-in's 16 training images: 2 iterations / epoch
+ITERS = 2
+QUEUE_LENGTH = 24  # 3 batches: after 2 steps the pointer is at 16, not 0
+HIDDEN, OUT = 32, 16  # head widths
+
+
+def test_mimco_configs_found():
+    names = [osp.basename(path) for path in MIMCO_CONFIGS]
+    assert len(names) == 12, names
+    assert len(PAPER_CONFIGS) == 11
+
+
+@pytest.fixture(scope='module')
+def imagenet_stand_in(tiny_image_folder, tmp_path_factory):
+    """The tiny image folder with an ImageNet-style annotation file
+    (``meta/train.txt``), so ``type='ImageNet'`` configs read it."""
+    root = tmp_path_factory.mktemp('imagenet_stand_in')
+    os.symlink(osp.join(tiny_image_folder, 'train'), root / 'train')
+    (root / 'meta').mkdir()
+    lines = [
+        f'{label}/{name} {label}'
+        for label in sorted(os.listdir(osp.join(tiny_image_folder, 'train')))
+        for name in sorted(
+            os.listdir(osp.join(tiny_image_folder, 'train', label)))
+    ]
+    (root / 'meta' / 'train.txt').write_text('\n'.join(lines) + '\n')
+    return str(root)
+
+
+def is_swin(cfg: Config) -> bool:
+    return cfg.model.backbone.type == 'SimMIMSwinTransformer'
+
+
+def arch_options(prefix: str, cfg: Config, student: bool) -> list:
+    """Replace the arch of the network at ``prefix`` by the tiny one."""
+    arch = SWIN_ARCH if is_swin(cfg) else VIT_ARCH
+    options = [f'{prefix}.arch._delete_=True']
+    for key, value in arch.items():
+        value = str(value).replace(' ', '')
+        options.append(f'{prefix}.arch.{key}={value}')
+    options.append(f'{prefix}.img_size=32')
+    if is_swin(cfg):
+        # SimMIMSwinTransformer has no window_size argument: per stage
+        window = 'stage_cfgs.window_size' if student else 'window_size'
+        options += [f'{prefix}.{window}=2', f'{prefix}.out_indices=(1,)']
+    else:
+        options.append(f'{prefix}.patch_size=4')
+    return options
+
+
+def teacher_width(cfg: Config) -> int:
+    """Channels of the shrunk teacher's last feature map."""
+    if is_swin(cfg):  # doubled by the one patch merging
+        return SWIN_ARCH['embed_dims'] * 2
+    return VIT_ARCH['embed_dims']
+
+
+def shrink_options(cfg: Config, data_root: str, teacher_ckpt: str) -> list:
+    """--cfg-options that shrink a MimCo config to a CPU smoke test."""
+    options = [
+        *arch_options('model.backbone', cfg, student=True),
+        *arch_options('model.teacher.network', cfg, student=False),
+        f'model.teacher.checkpoint={teacher_ckpt}',
+        'model.mask_patch_size=8',  # a multiple of the stride (4 / 8)
+        f'model.patch_queue_length={QUEUE_LENGTH}',
+        f'model.image_queue_length={QUEUE_LENGTH}',
+    ]
+    # (the predictors' output widths are MimCo's to fill in: the
+    # projector's, or the teacher's for the l1 predictor)
+    options += [f'model.patch_projector.hidden_channels={HIDDEN}',
+                f'model.patch_projector.out_channels={OUT}',
+                f'model.patch_predictor.hidden_channels={HIDDEN}',
+                f'model.image_projector.hid_channels={HIDDEN}',
+                f'model.image_projector.out_channels={OUT}',
+                f'model.image_predictor.hid_channels={HIDDEN}']
+    options += [
+        f'train_dataloader.dataset.data_root={data_root}',
+        f'train_dataloader.batch_size={BATCH_SIZE}',
+        'train_dataloader.num_workers=0',
+        'train_cfg.max_epochs=1',
+        'default_hooks.checkpoint.interval=1',
+        'default_hooks.logger.interval=1',
+    ]
+    if cfg.train_dataloader.dataset.type == 'CustomDataset':
+        options.append('train_dataloader.dataset.data_prefix=train')
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    crops = [index for index, transform in enumerate(pipeline)
+             if transform.type == 'RandomResizedCrop']
+    assert len(crops) == 1, 'teacher and student share one crop'
+    options.append(f'train_dataloader.dataset.pipeline.{crops[0]}.scale=32')
+    return options
+
+
+def merged(config: str, options: list) -> Config:
+    """The config as tools/train.py sees it with these --cfg-options."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(
+        parser.parse_args(['--cfg-options', *options]).cfg_options)
+    return cfg
+
+
+def write_teacher_checkpoint(cfg: Config, path: str) -> int:
+    """A (random) checkpoint of the shrunk teacher network in the layout of
+    a training checkpoint (``backbone.`` keys: FrozenTeacher's default
+    prefix). Returns the number of tensors."""
+    network = MODELS.build(cfg.model.teacher.network)
+    state_dict = network.state_dict()
+    torch.save({'state_dict': {'backbone.' + key: value
+                               for key, value in state_dict.items()}}, path)
+    return len(state_dict)
+
+
+def paper_epochs(config: str) -> int:
+    match = re.search(r'-(\d+)e_in1k\.py$', config)
+    assert match, config
+    return int(match.group(1))
+
+
+@pytest.mark.parametrize(
+    'config', PAPER_CONFIGS, ids=[osp.basename(p) for p in PAPER_CONFIGS])
+def test_config_has_the_paper_hyper_parameters(config):
+    """MimCo §3.3 as written in the config (not the shrunk run)."""
+    cfg = Config.fromfile(config)
+    name = osp.basename(config)
+    model = cfg.model
+    assert model.type == 'MimCo'
+    # masking, losses, queues
+    assert model.mask_patch_size == 32
+    assert model.mask_ratio == 0.6
+    assert model.temperature == 0.2
+    assert model.patch_queue_length == 4096
+    assert model.image_queue_length == 4096
+    ablation = name.split('_')[0]
+    assert model.patch_loss == ('l1' if ablation == 'mimco-l1-patch' else
+                                'contrastive')
+    assert model.patch_loss_weight == (0.0 if ablation ==
+                                       'mimco-image-only' else 1.0)
+    assert model.image_loss_weight == (0.0 if ablation ==
+                                       'mimco-patch-only' else 1.0)
+    # student and teacher: the named arch, same patch grid
+    if 'swin' in name:
+        arch = 'tiny' if 'swin-tiny' in name else 'base'
+        assert model.backbone.type == 'SimMIMSwinTransformer'
+        assert model.teacher.network.type == 'SwinTransformer'
+        assert model.backbone.arch == model.teacher.network.arch == arch
+        assert model.backbone.out_indices == (3, )
+        assert model.teacher.network.out_indices == (3, )
+        assert f'moby_swin-{arch}' in model.teacher.checkpoint
+    else:
+        assert model.backbone.type == 'SimMIMViT'
+        assert model.teacher.network.type == 'MaskedViT'
+        for net in (model.backbone, model.teacher.network):
+            assert net.patch_size == 16 and net.out_type == 'featmap'
+        if 'vit-small' in name:  # MoCo v3's ViT-S: 12 heads
+            assert model.backbone.arch == model.teacher.network.arch == dict(
+                embed_dims=384, num_layers=12, num_heads=12,
+                feedforward_channels=1536)
+            assert 'mocov3_vit-small' in model.teacher.checkpoint
+        else:
+            assert model.backbone.arch == model.teacher.network.arch == 'b'
+            assert 'mocov3_vit-base' in model.teacher.checkpoint
+    assert model.backbone.img_size == model.teacher.network.img_size == 224
+    # data: batch 8 x 256, one light crop shared by teacher and student
+    assert '_8xb256-' in name
+    loader = cfg.train_dataloader
+    assert loader.batch_size == 256
+    assert loader.drop_last is True  # every step enqueues a full batch
+    pipeline = {t.type: t for t in loader.dataset.pipeline}
+    assert [t.type for t in loader.dataset.pipeline] == [
+        'LoadImageFromFile', 'RandomResizedCrop', 'RandomFlip', 'PackInputs']
+    crop = pipeline['RandomResizedCrop']
+    assert crop.scale == 224
+    assert tuple(crop.crop_ratio_range) == (0.67, 1.0)
+    assert tuple(crop.aspect_ratio_range) == (3 / 4, 4 / 3)
+    assert pipeline['RandomFlip'].prob == 0.5
+    assert loader.dataset.type == 'ImageNet'
+    # schedule: AdamW, lr 1e-3 x 2048 / 512, wd 0.05, 10 warm-up epochs
+    epochs = paper_epochs(config)
+    assert epochs in (100, 300)
+    optimizer = cfg.optim_wrapper.optimizer
+    assert optimizer.type == 'AdamW'
+    assert optimizer.lr == pytest.approx(1e-3 * 2048 / 512)
+    assert optimizer.weight_decay == 0.05
+    assert cfg.auto_scale_lr.base_batch_size == 8 * 256
+    assert cfg.train_cfg.max_epochs == epochs
+    warmup, cosine = cfg.param_scheduler
+    assert warmup.type == 'LinearLR' and warmup.by_epoch
+    assert (warmup.begin, warmup.end) == (0, 10)
+    assert cosine.type == 'CosineAnnealingLR' and cosine.by_epoch
+    assert (cosine.begin, cosine.end, cosine.T_max) == (10, epochs,
+                                                        epochs - 10)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'  # name says amp
+    hooks = [hook.type for hook in cfg.custom_hooks]
+    assert 'TeacherEMAHook' in hooks and 'RNGStateHook' in hooks
+
+
+def expected_losses(cfg: Config) -> set:
+    losses = set()
+    if cfg.model.get('patch_loss_weight', 1.0) > 0:
+        losses.add('loss_patch')
+    if cfg.model.get('image_loss_weight', 1.0) > 0:
+        losses.add('loss_image')
+    return losses
+
+
+@pytest.mark.parametrize(
+    'config', MIMCO_CONFIGS, ids=[osp.basename(p) for p in MIMCO_CONFIGS])
+def test_config_trains_two_iterations(config, imagenet_stand_in,
+                                      tiny_image_folder, tmp_path):
+    cfg = Config.fromfile(config)
+    assert cfg.model.type == 'MimCo'
+    assert 'TeacherEMAHook' in [hook.type for hook in cfg.custom_hooks]
+    data_root = (tiny_image_folder if cfg.train_dataloader.dataset.type ==
+                 'CustomDataset' else imagenet_stand_in)
+    teacher_ckpt = str(tmp_path / 'teacher.pth')
+    options = shrink_options(cfg, data_root, teacher_ckpt)
+    num_teacher_tensors = write_teacher_checkpoint(
+        merged(config, options), teacher_ckpt)
+    work_dir = str(tmp_path / 'work')
+    proc = run([python(), 'tools/train.py', config, '--work-dir', work_dir,
+                '--cfg-options', *options],
+               env={'OMP_NUM_THREADS': '1'},
+               timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    # the frozen teacher was built from the test's checkpoint
+    assert (f'FrozenTeacher: loaded {num_teacher_tensors} tensors from '
+            f'{teacher_ckpt}') in log
+    iter_lines = [line for line in log.splitlines()
+                  if 'Epoch(train)' in line]
+    assert len(iter_lines) == ITERS, iter_lines  # logger interval 1
+    losses = expected_losses(cfg)
+    for line in iter_lines:
+        logged = set(re.findall(r'\b(loss_\w+): ', line))
+        assert logged == losses, line
+    if cfg.optim_wrapper.type == 'AmpOptimWrapper':
+        assert 'replaced by OptimWrapper (fp32)' in log
+
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        checkpoint = torch.load(f.read().strip(), map_location='cpu')
+    assert checkpoint['meta']['iter'] == ITERS
+    state_dict = checkpoint['state_dict']
+    # the frozen teacher is rebuilt from its own file: not saved
+    assert not [key for key in state_dict if key.startswith('teacher.')]
+    # the student is the shrunk one, with its mask token
+    width = SWIN_ARCH['embed_dims'] if is_swin(cfg) else 64
+    assert state_dict['backbone.mask_token'].shape == (1, 1, width)
+    if not is_swin(cfg):
+        assert state_dict['backbone.pos_embed'].shape == (1, 65, 64)
+
+    contrastive = {'image'} if 'loss_image' in losses else set()
+    if 'loss_patch' in losses and cfg.model.patch_loss == 'contrastive':
+        contrastive.add('patch')
+    for prefix in ('patch', 'image'):
+        keys = [key for key in state_dict if key.startswith(prefix + '_')]
+        if prefix not in contrastive:
+            if prefix == 'patch' and 'loss_patch' in losses:  # l1 ablation
+                assert {key.split('.')[0] for key in keys} == {
+                    'patch_projector', 'patch_predictor'}
+                # p2 predicts the teacher's feature map: its width
+                convs = [state_dict[key] for key in keys
+                         if key.startswith('patch_predictor.')
+                         and state_dict[key].dim() == 4]
+                assert convs[-1].shape[0] == teacher_width(cfg)
+            else:  # the switched-off term builds no heads, no queue
+                assert not keys, keys
+            continue
+        # the queue advanced by one batch of keys per step
+        queue = state_dict[f'{prefix}_queue.keys']
+        assert queue.shape == (QUEUE_LENGTH, OUT)
+        assert int(state_dict[f'{prefix}_queue.ptr']) == \
+            ITERS * BATCH_SIZE % QUEUE_LENGTH == 16
+        assert torch.allclose(queue.norm(dim=1), torch.ones(QUEUE_LENGTH),
+                              atol=1e-5)
+        # p3 is an EMA (momentum < 1) of p1, which the optimiser moved:
+        # after 2 steps they differ, but only slightly (an independent
+        # initialisation would differ by ~140 %)
+        projector = {key[len(f'{prefix}_projector.'):]: value
+                     for key, value in state_dict.items()
+                     if key.startswith(f'{prefix}_projector.')}
+        momentum = {key[len(f'{prefix}_momentum_projector.'):]: value
+                    for key, value in state_dict.items()
+                    if key.startswith(f'{prefix}_momentum_projector.')}
+        assert projector.keys() == momentum.keys()
+        weights = [key for key in projector if key.endswith('weight')]
+        assert weights
+        for key in weights:
+            assert not torch.equal(projector[key], momentum[key]), key
+            difference = (projector[key] - momentum[key]).norm()
+            assert difference < 0.1 * projector[key].norm(), key
