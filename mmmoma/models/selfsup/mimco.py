@@ -234,39 +234,42 @@ class MimCo(BaseSelfSupervisor):
                 'same width)')
 
         if patch_loss_weight > 0:
+            key_channels = self._out_channels(patch_projector,
+                                              'patch_projector')
             self.patch_projector = self._build_head(
                 'patch_projector', patch_projector, student_channels)
             # p2 maps back into the key space of p3 (= p1's output), or, for
             # the l1 ablation, onto the teacher's feature map
             self.patch_predictor = self._build_head(
-                'patch_predictor', patch_predictor,
-                self._out_channels(patch_projector),
-                teacher_channels if patch_loss == 'l1' else
-                self._out_channels(patch_projector))
+                'patch_predictor', patch_predictor, key_channels,
+                teacher_channels if patch_loss == 'l1' else key_channels)
             if patch_loss == 'contrastive':
                 self.patch_momentum_projector = self._momentum_copy(
                     self.patch_projector)
-                self.patch_queue = KeyQueue(
-                    patch_queue_length, self._out_channels(patch_projector),
-                    'MimCo.patch_queue_length')
+                self.patch_queue = KeyQueue(patch_queue_length, key_channels,
+                                            'MimCo.patch_queue_length')
         if image_loss_weight > 0:
+            key_channels = self._out_channels(image_projector,
+                                              'image_projector')
             self.image_projector = self._build_head(
                 'image_projector', image_projector, student_channels)
-            self.image_predictor = self._build_head(
-                'image_predictor', image_predictor,
-                self._out_channels(image_projector),
-                self._out_channels(image_projector))
+            self.image_predictor = self._build_head('image_predictor',
+                                                    image_predictor,
+                                                    key_channels,
+                                                    key_channels)
             self.image_momentum_projector = self._momentum_copy(
                 self.image_projector)
-            self.image_queue = KeyQueue(image_queue_length,
-                                        self._out_channels(image_projector),
+            self.image_queue = KeyQueue(image_queue_length, key_channels,
                                         'MimCo.image_queue_length')
 
     # ------------------------------------------------------------------
     # construction helpers
     # ------------------------------------------------------------------
     @staticmethod
-    def _out_channels(cfg: dict) -> int:
+    def _out_channels(cfg: dict, name: str) -> int:
+        if 'out_channels' not in cfg:
+            raise ValueError(f'MimCo.{name} needs out_channels (the key '
+                             'width), e.g. 256')
         return int(cfg['out_channels'])
 
     @staticmethod

@@ -719,6 +719,8 @@ def test_a_zero_weight_switches_its_term_off(vit_teacher, off, on):
     (dict(patch_projector=dict(type='ConvProjector', in_channels=32,
                                hidden_channels=32, out_channels=16)),
      'MimCo.patch_projector.in_channels=32'),
+    (dict(image_projector=dict(type='NonLinearNeck', hid_channels=32)),
+     'MimCo.image_projector needs out_channels'),
     (dict(patch_predictor=dict(type='ConvProjector', hidden_channels=32,
                                out_channels=8)),
      r'MimCo.patch_predictor.out_channels=8 .* 16'),
