@@ -206,5 +206,19 @@ def setup_cpu_distributed(cfg, launcher: str) -> bool:
     return True
 
 
+def finish_distributed() -> None:
+    """End a distributed run cleanly: wait for every rank, then destroy the
+    process group. Does nothing outside distributed runs.
+
+    Without it a rank that finishes first (e.g. rank 1 while rank 0 still
+    writes the last checkpoint) exits with gloo's background threads still
+    running, and the C++ runtime aborts it ("terminate called without an
+    active exception", SIGABRT), failing the whole torchrun job.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
+
+
 _allow_checkpoint_globals()
 _patch_adjust_hue()

@@ -142,3 +142,24 @@ def test_amp_config_trains_in_fp32_without_gpu(monkeypatch):
     assert amp_to_fp32_without_gpu(cfg) is False
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.optim_wrapper.loss_scale == 'dynamic'
+
+
+def test_finish_distributed_destroys_the_process_group(tmp_path):
+    """tools/train.py ends distributed runs with finish_distributed (a rank
+    exiting with a live gloo group can abort); outside them it is a
+    no-op."""
+    import torch.distributed as torch_dist
+
+    from mmmoma.compat import finish_distributed
+    assert not torch_dist.is_initialized()
+    finish_distributed()  # nothing to do
+    torch_dist.init_process_group(
+        backend='gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
+        world_size=1)
+    try:
+        assert torch_dist.is_initialized()
+        finish_distributed()
+        assert not torch_dist.is_initialized()
+    finally:
+        if torch_dist.is_initialized():
+            torch_dist.destroy_process_group()

@@ -9,7 +9,7 @@ from mmengine.runner import Runner
 
 import mmmoma  # noqa: F401  (registers components, applies compat fixes)
 from mmmoma.compat import (drop_persistent_workers_without_workers,
-                           setup_cpu_distributed)
+                           finish_distributed, setup_cpu_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -54,6 +54,7 @@ def main() -> None:
     if args.out:
         with open(args.out, 'w') as f:
             json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
+    finish_distributed()
 
 
 if __name__ == '__main__':

@@ -15,7 +15,7 @@ from mmengine.runner import Runner
 import mmmoma  # noqa: F401  (registers components, applies compat fixes)
 from mmmoma.compat import (amp_to_fp32_without_gpu,
                            drop_persistent_workers_without_workers,
-                           setup_cpu_distributed)
+                           finish_distributed, setup_cpu_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -125,6 +125,7 @@ def main() -> None:
     else:
         runner = RUNNERS.build(cfg)
     runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':
