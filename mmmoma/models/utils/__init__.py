@@ -10,6 +10,7 @@ from .token_selection import (TokenSplit, check_mask_ratio, expand_mask,
                               gather_tokens, num_visible_tokens,
                               random_block_mask, random_token_split,
                               split_into_groups, split_prefix, unfold_groups)
+from .von_mises_fisher import spherical_mean, vmf_concentration
 
 __all__ = [
     'FrozenTeacher', 'KeyQueue', 'StrictPretrained', 'TokenSplit',
@@ -18,5 +19,6 @@ __all__ = [
     'unfold_groups', 'expand_mask', 'random_block_mask',
     'check_unit_interval', 'cosine_momentum', 'ema_update_',
     'detect_checkpoint_format', 'load_backbone_state_dict',
-    'load_backbone_weights', 'load_state_dict_strict', 'timm_vit_to_mmpretrain'
+    'load_backbone_weights', 'load_state_dict_strict',
+    'timm_vit_to_mmpretrain', 'spherical_mean', 'vmf_concentration'
 ]
