@@ -59,3 +59,20 @@ def write_image_folder(root, num_classes=2, per_class=(8, 4), size=32, seed=0):
 @pytest.fixture(scope='session')
 def tiny_image_folder(tmp_path_factory):
     return write_image_folder(str(tmp_path_factory.mktemp('tiny_images')))
+
+
+@pytest.fixture(scope='session')
+def imagenet_stand_in(tiny_image_folder, tmp_path_factory):
+    """The tiny image folder with an ImageNet-style annotation file
+    (``meta/train.txt``), so ``type='ImageNet'`` configs read it."""
+    root = tmp_path_factory.mktemp('imagenet_stand_in')
+    os.symlink(os.path.join(tiny_image_folder, 'train'), root / 'train')
+    (root / 'meta').mkdir()
+    lines = [
+        f'{label}/{name} {label}' for label in sorted(
+            os.listdir(os.path.join(tiny_image_folder, 'train')))
+        for name in sorted(
+            os.listdir(os.path.join(tiny_image_folder, 'train', label)))
+    ]
+    (root / 'meta' / 'train.txt').write_text('\n'.join(lines) + '\n')
+    return str(root)

@@ -16,7 +16,6 @@ written, before any shrinking.
 """
 import argparse
 import glob
-import os
 import os.path as osp
 import re
 
@@ -46,23 +45,6 @@ def test_mimco_configs_found():
     names = [osp.basename(path) for path in MIMCO_CONFIGS]
     assert len(names) == 12, names
     assert len(PAPER_CONFIGS) == 11
-
-
-@pytest.fixture(scope='module')
-def imagenet_stand_in(tiny_image_folder, tmp_path_factory):
-    """The tiny image folder with an ImageNet-style annotation file
-    (``meta/train.txt``), so ``type='ImageNet'`` configs read it."""
-    root = tmp_path_factory.mktemp('imagenet_stand_in')
-    os.symlink(osp.join(tiny_image_folder, 'train'), root / 'train')
-    (root / 'meta').mkdir()
-    lines = [
-        f'{label}/{name} {label}'
-        for label in sorted(os.listdir(osp.join(tiny_image_folder, 'train')))
-        for name in sorted(
-            os.listdir(osp.join(tiny_image_folder, 'train', label)))
-    ]
-    (root / 'meta' / 'train.txt').write_text('\n'.join(lines) + '\n')
-    return str(root)
 
 
 def is_swin(cfg: Config) -> bool:

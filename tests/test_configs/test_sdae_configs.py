@@ -9,7 +9,6 @@ the schedule are the config's own. AMP configs fall back to fp32 on the CPU
 (``mmmoma.compat.amp_to_fp32_without_gpu``).
 """
 import glob
-import os
 import os.path as osp
 
 import pytest
@@ -29,23 +28,6 @@ BATCH_SIZE = 8  # the stand-in's 16 training images: 2 iterations / epoch
 def test_sdae_configs_found():
     names = [osp.basename(path) for path in SDAE_CONFIGS]
     assert len(names) == 7, names
-
-
-@pytest.fixture(scope='module')
-def imagenet_stand_in(tiny_image_folder, tmp_path_factory):
-    """The tiny image folder with an ImageNet-style annotation file
-    (``meta/train.txt``), so ``type='ImageNet'`` configs read it."""
-    root = tmp_path_factory.mktemp('imagenet_stand_in')
-    os.symlink(osp.join(tiny_image_folder, 'train'), root / 'train')
-    (root / 'meta').mkdir()
-    lines = [
-        f'{label}/{name} {label}'
-        for label in sorted(os.listdir(osp.join(tiny_image_folder, 'train')))
-        for name in sorted(
-            os.listdir(osp.join(tiny_image_folder, 'train', label)))
-    ]
-    (root / 'meta' / 'train.txt').write_text('\n'.join(lines) + '\n')
-    return str(root)
 
 
 def shrink_options(cfg: Config, data_root: str) -> list:
