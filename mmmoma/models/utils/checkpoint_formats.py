@@ -291,6 +291,18 @@ def _non_encoder_pattern(
     return None
 
 
+def _drop_or_reject(key: str, patterns: Mapping[str, str],
+                    dropped: Dict[str, List[str]],
+                    unknown: List[str]) -> None:
+    """File a key that no renaming rule maps: under the first of
+    ``patterns`` it matches in ``dropped``, else in ``unknown``."""
+    pattern = _non_encoder_pattern(key, patterns)
+    if pattern is not None:
+        dropped.setdefault(pattern, []).append(key)
+    else:
+        unknown.append(key)
+
+
 def _report_dropped(dropped: Mapping[str, Sequence[str]],
                     patterns: Mapping[str, str],
                     what: str = 'non-encoder') -> None:
@@ -333,11 +345,7 @@ def timm_vit_to_mmpretrain(state_dict: Mapping[str, Tensor],
         if new_key is not None:
             converted[new_key] = state_dict[key]
             continue
-        pattern = _non_encoder_pattern(key)
-        if pattern is not None:
-            dropped.setdefault(pattern, []).append(key)
-        else:
-            unknown.append(key)
+        _drop_or_reject(key, NON_ENCODER_KEY_PATTERNS, dropped, unknown)
     if unknown:
         raise CheckpointFormatError(
             f'{len(unknown)} key(s) of the timm ViT state dict cannot be '
@@ -486,11 +494,7 @@ def swin_to_mmpretrain(state_dict: Mapping[str, Tensor],
                 converted[new_key.replace('bias_table', 'index')] = (
                     swin_relative_position_index(window_size))
             continue
-        pattern = _non_encoder_pattern(key, SWIN_DROPPED_KEY_PATTERNS)
-        if pattern is not None:
-            dropped.setdefault(pattern, []).append(key)
-        else:
-            unknown.append(key)
+        _drop_or_reject(key, SWIN_DROPPED_KEY_PATTERNS, dropped, unknown)
 
     for new_key, (key, value) in stored_index.items():
         if new_key not in converted:
@@ -547,11 +551,8 @@ def _split_moby_encoder(model: Mapping[str, Tensor],
         if key.startswith(_MOBY_ENCODER_PREFIX):
             encoder[key[len(_MOBY_ENCODER_PREFIX):]] = model[key]
             continue
-        pattern = _non_encoder_pattern(key, MOBY_NON_ENCODER_KEY_PATTERNS)
-        if pattern is not None:
-            dropped.setdefault(pattern, []).append(key)
-        else:
-            unknown.append(key)
+        _drop_or_reject(key, MOBY_NON_ENCODER_KEY_PATTERNS, dropped,
+                        unknown)
     if unknown:
         raise CheckpointFormatError(
             f'{len(unknown)} key(s) of the MoBY checkpoint are neither the '
