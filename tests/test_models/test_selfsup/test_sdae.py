@@ -9,9 +9,9 @@ from mmpretrain.registry import MODELS
 from torch import Tensor
 
 from mmmoma.models.selfsup.sdae import (SdAE, TeacherTokens, cosine_distance,
-                                        cosine_momentum, normalize_target,
+                                        normalize_target,
                                         select_teacher_tokens)
-from mmmoma.models.utils import random_token_split
+from mmmoma.models.utils import cosine_momentum, random_token_split
 
 from ...helpers import tiny_sdae_cfg
 
