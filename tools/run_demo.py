@@ -97,6 +97,14 @@ METHODS: List[DemoMethod] = [
         'MimCo student',
         'configs/demo/mimco_vit-tiny-p4_1xb128-10e_digit-scenes.py',
         teachers={'model.teacher.checkpoint': MOCO_NAME}),
+    DemoMethod(
+        'M-MoCo n=8',
+        'configs/demo/mmoco_vit-tiny-p4_1xb128-8e_digit-scenes.py',
+        work_dir='mmoco_n8'),
+    DemoMethod(
+        'M-MoCo n=1 (baseline)',
+        'configs/demo/mmoco-n1_vit-tiny-p4_1xb128-8e_digit-scenes.py',
+        work_dir='mmoco_n1'),
 ]
 
 

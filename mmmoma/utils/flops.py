@@ -25,8 +25,16 @@ Counting convention (the usual "model FLOPs"):
 * ``FlopCounterMode`` counts at the dispatcher, below autograd: forwards
   run under ``torch.no_grad()`` (frozen teachers) are counted like any other
   and, having no graph, add no backward FLOPs.
+
+:func:`count_flop_breakdown` / :func:`train_step_flop_breakdown` also report
+the attention FLOPs alone (the kernels of :data:`ATTENTION_FORWARD_OPS` and
+:data:`ATTENTION_BACKWARD_OPS`, i.e. ``Q·Kᵀ`` and ``P·V`` and their
+gradients; the q / k / v / output projections are ``Linear`` layers and not
+part of it). The math fallback's ``bmm`` calls (``dropout_p > 0``) are
+counted in the total but cannot be told apart from other ``bmm`` calls, so
+they are not in the attention share.
 """
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence
 
 import torch
 from torch.utils.flop_counter import (FlopCounterMode, flop_registry,
@@ -49,6 +57,22 @@ GPU_ATTENTION_BACKWARD_OPS = (
     aten._scaled_dot_product_efficient_attention_backward,
     aten._scaled_dot_product_cudnn_attention_backward,
 )
+
+#: GPU attention forward kernels of ``F.scaled_dot_product_attention``
+#: (torch's own formulas count them as :func:`attention_forward_flops`).
+GPU_ATTENTION_FORWARD_OPS = (
+    aten._scaled_dot_product_flash_attention,
+    aten._scaled_dot_product_efficient_attention,
+    aten._scaled_dot_product_cudnn_attention,
+)
+
+#: Every ``scaled_dot_product_attention`` forward kernel (CPU and GPU) whose
+#: FLOPs :func:`count_flop_breakdown` reports as attention forward.
+ATTENTION_FORWARD_OPS = CPU_ATTENTION_FORWARD_OPS + GPU_ATTENTION_FORWARD_OPS
+#: Every ``scaled_dot_product_attention`` backward kernel (CPU and GPU),
+#: counted as attention backward (twice the forward).
+ATTENTION_BACKWARD_OPS = CPU_ATTENTION_BACKWARD_OPS + \
+    GPU_ATTENTION_BACKWARD_OPS
 
 
 def _check_attention_shapes(query_shape: Sequence[int],
@@ -171,6 +195,68 @@ def make_flop_counter() -> FlopCounterMode:
     return FlopCounterMode(display=False, custom_mapping=_custom_mapping())
 
 
+class FlopBreakdown(NamedTuple):
+    """FLOPs of one run, with the attention kernels' share.
+
+    Attributes:
+        total: All counted FLOPs (attention included).
+        attention_forward: FLOPs of the attention forward kernels
+            (:data:`ATTENTION_FORWARD_OPS`), ``4·B·H·Sq·Sk·D`` each.
+        attention_backward: FLOPs of the attention backward kernels
+            (:data:`ATTENTION_BACKWARD_OPS`), twice the forward of each
+            attention call that is back-propagated.
+    """
+    total: int
+    attention_forward: int
+    attention_backward: int
+
+    @property
+    def attention(self) -> int:
+        """Attention forward + backward FLOPs."""
+        return self.attention_forward + self.attention_backward
+
+
+def flop_breakdown(counter: FlopCounterMode) -> FlopBreakdown:
+    """Read the total and the attention FLOPs off a finished counter.
+
+    Args:
+        counter: A ``FlopCounterMode`` (e.g. from :func:`make_flop_counter`)
+            that has been used as a context manager.
+
+    Returns:
+        The counter's totals.
+    """
+    per_op = counter.get_flop_counts().get('Global', {})
+
+    def summed(ops: Sequence[Any]) -> int:
+        return sum(per_op.get(op, 0) for op in ops)
+
+    return FlopBreakdown(
+        total=counter.get_total_flops(),
+        attention_forward=summed(ATTENTION_FORWARD_OPS),
+        attention_backward=summed(ATTENTION_BACKWARD_OPS))
+
+
+def count_flop_breakdown(fn: Callable[..., Any], *args: Any,
+                         **kwargs: Any) -> FlopBreakdown:
+    """Total and attention FLOPs of ``fn(*args, **kwargs)``, including any
+    backward pass that ``fn`` runs.
+
+    Args:
+        fn: What to run, e.g. a module, or a closure running forward and
+            backward.
+        *args: Positional arguments of ``fn``.
+        **kwargs: Keyword arguments of ``fn``.
+
+    Returns:
+        The FLOPs counted by :func:`make_flop_counter` (see the module
+        docstring for what is counted), split as :class:`FlopBreakdown`.
+    """
+    with make_flop_counter() as counter:
+        fn(*args, **kwargs)
+    return flop_breakdown(counter)
+
+
 def count_flops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
     """Total FLOPs of ``fn(*args, **kwargs)``, including any backward pass
     that ``fn`` runs.
@@ -185,9 +271,36 @@ def count_flops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
         The FLOPs counted by :func:`make_flop_counter` (see the module
         docstring for what is counted).
     """
-    with make_flop_counter() as counter:
-        fn(*args, **kwargs)
-    return counter.get_total_flops()
+    return count_flop_breakdown(fn, *args, **kwargs).total
+
+
+def train_step_flop_breakdown(model: torch.nn.Module,
+                              data: Any,
+                              optim_wrapper: Optional[Any] = None
+                              ) -> FlopBreakdown:
+    """Total and attention FLOPs of one full training step.
+
+    Runs the step as :func:`train_step_flops` does (see there).
+
+    Args:
+        model: An MMEngine ``BaseModel`` in train mode.
+        data: A collated batch as the dataloader yields it.
+        optim_wrapper: Optional optimizer wrapper.
+
+    Returns:
+        FLOPs of the whole step for the whole batch, split as
+        :class:`FlopBreakdown`.
+    """
+    if optim_wrapper is not None:
+        return count_flop_breakdown(model.train_step, data, optim_wrapper)
+
+    def forward_backward() -> None:
+        processed = model.data_preprocessor(data, True)
+        losses = model(**processed, mode='loss')
+        loss, _ = model.parse_losses(losses)
+        loss.backward()
+
+    return count_flop_breakdown(forward_backward)
 
 
 def train_step_flops(model: torch.nn.Module,
@@ -212,13 +325,4 @@ def train_step_flops(model: torch.nn.Module,
     Returns:
         FLOPs of the whole step for the whole batch.
     """
-    if optim_wrapper is not None:
-        return count_flops(model.train_step, data, optim_wrapper)
-
-    def forward_backward() -> None:
-        processed = model.data_preprocessor(data, True)
-        losses = model(**processed, mode='loss')
-        loss, _ = model.parse_losses(losses)
-        loss.backward()
-
-    return count_flops(forward_backward)
+    return train_step_flop_breakdown(model, data, optim_wrapper).total

@@ -1,5 +1,6 @@
 """tools/analysis/benchmark.py on tiny ViTs (embed 64, depth 2, 32 px,
 patch 4), CPU."""
+import argparse
 import importlib.util
 import json
 import os
@@ -329,3 +330,241 @@ def test_mimco_flops_are_teacher_forward_plus_full_student_step(benchmark):
     per_image = reference + student + patch_head + image_head + info_nce
     assert row.train_gflops_per_image * 1e9 == pytest.approx(per_image,
                                                              rel=1e-9)
+
+
+def test_baseline_attention_flops_and_versus_mocov3(benchmark, tiny_result):
+    """The attention kernels' part of each baseline step, counted by hand
+    (Q·Kᵀ and P·V: 4·S²·C per layer and sequence, backward twice that),
+    and the table's columns relative to MoCo v3."""
+    rows = {row.name: row for row in tiny_result.rows}
+    dims, layers = 64, 2
+
+    def attention(length):
+        return layers * 4 * length * length * dims
+
+    # MoCo v3: two views through the trained encoder (forward + backward)
+    # and the momentum encoder (forward), 65 tokens each
+    mocov3 = rows['mmpretrain MoCo v3']
+    assert mocov3.attention_gflops_per_image * 1e9 == pytest.approx(
+        2 * (3 * attention(65) + attention(65)), rel=1e-12)
+    assert mocov3.attention_backward_gflops_per_image * 1e9 == \
+        pytest.approx(2 * 2 * attention(65), rel=1e-12)
+    # MAE: 16 visible tokens + CLS through the encoder, 65 through the
+    # 2-block decoder of the fixture, both trained
+    mae = rows['mmpretrain MAE']
+    assert mae.attention_gflops_per_image * 1e9 == pytest.approx(
+        3 * (attention(17) + attention(65)), rel=1e-12)
+    assert tiny_result.reference_attention_gflops * 1e9 == attention(65)
+
+    table = benchmark.format_table(tiny_result)
+    for column in ('attn GFLOPs/img', 'FLOPs vs MoCo v3', 'attn vs MoCo v3',
+                   'FLOPs vs MAE', 'time vs MAE'):
+        assert column in table
+    assert 'peak GPU MiB' not in table  # no row has one on the CPU
+    (mae_line, ) = [line for line in table.splitlines()
+                    if line.startswith('mmpretrain MAE')]
+    flops_vs_mocov3 = 100 * (mae.train_gflops_per_image /
+                             mocov3.train_gflops_per_image - 1)
+    attention_vs_mocov3 = 100 * (mae.attention_gflops_per_image /
+                                 mocov3.attention_gflops_per_image - 1)
+    assert f'{flops_vs_mocov3:+.1f}%' in mae_line.split()
+    assert f'{attention_vs_mocov3:+.1f}%' in mae_line.split()
+    (mocov3_line, ) = [line for line in table.splitlines()
+                       if line.startswith('mmpretrain MoCo v3')]
+    assert mocov3_line.split().count('+0.0%') == 2  # itself, FLOPs + attn
+
+
+MMOCO_VIT_B = str(REPO_ROOT / 'configs' / 'mmoco' /
+                  'mmoco_vit-base-p16_8xb512-amp-coslr-300e_in1k.py')
+MMOCO_NAME = 'mmoco_vit-base-p16_8xb512-amp-coslr-300e_in1k'
+# small heads (the published 4096-wide ones would dwarf the tiny encoder);
+# m = 1 and a trained patch embedding pinned, as the hand count assumes
+MMOCO_HEADS = [
+    'model.neck.hid_channels=32', 'model.neck.out_channels=16',
+    'model.predictor.hid_channels=32', 'model.num_target_chunks=1',
+    'model.backbone.stop_grad_conv1=False'
+]
+
+
+def mmoco_flops(num_chunks):
+    """Hand count of one M-MoCo step per image (tiny ViT, batch 2): total
+    and attention FLOPs (2 FLOPs per multiply-add).
+
+    Per view: the online encoder embeds the 64 patches (forward + weight
+    gradient) and encodes n sequences of 1 + 64 / n tokens (a CLS token
+    each) forward + backward (3x), then the n CLS outputs go through the
+    projector (64 -> 32 -> 32 -> 16) and the predictor (16 -> 32 -> 16),
+    3x; the momentum encoder embeds and encodes the full view (65 tokens)
+    and projects its CLS output, forward only (m = 1). The loss of each of
+    the two (query view, key view) pairs multiplies the B·n queries with the
+    B keys (forward + gradient w.r.t. the queries).
+    """
+    dims, mlp, layers, patches, batch, hidden, out = 64, 256, 2, 64, 2, 32, 16
+    patch_embed = 2 * patches * (3 * 4 * 4) * dims
+
+    def attention(length, sequences=1):
+        return sequences * layers * 4 * length * length * dims
+
+    def encoder(length, sequences=1):
+        return sequences * layers * 2 * length * (
+            4 * dims * dims + 2 * dims * mlp) + attention(length, sequences)
+
+    projector = 2 * (dims * hidden + hidden * hidden + hidden * out)
+    predictor = 2 * (out * hidden + hidden * out)
+    length = 1 + patches // num_chunks
+    online = 2 * patch_embed + 3 * encoder(length, num_chunks) + \
+        3 * num_chunks * (projector + predictor)
+    target = patch_embed + encoder(1 + patches) + projector
+    loss = 2 * 2 * 2 * num_chunks * batch * out  # per image, both pairs
+    total = 2 * (online + target) + loss
+    attention_flops = 2 * (3 * attention(length, num_chunks) +
+                           attention(1 + patches))
+    return total, attention_flops
+
+
+def test_mmoco_sweep_flops_match_hand_count(benchmark, capsys):
+    result = benchmark.main([
+        MMOCO_VIT_B, '--no-baselines', *TINY_ARGS, '--cfg-options',
+        *MMOCO_HEADS, '--sweep', 'model.num_chunks=1,4'
+    ])
+    printed = capsys.readouterr().out
+    rows = {row.num_chunks: row for row in result.rows}
+    assert [row.name for row in result.rows] == [
+        f'{MMOCO_NAME} [num_chunks=1]', f'{MMOCO_NAME} [num_chunks=4]'
+    ]
+    for num_chunks, row in rows.items():
+        assert row.model_type == 'MaskedMoCoV3'
+        assert row.sweep == {'model.num_chunks': num_chunks}
+        assert row.num_target_chunks == 1
+        # ContrastiveViews' crop follows --img-size
+        assert 'pipeline[1].crop_size: 224 -> 32' in row.overrides
+        total, attention = mmoco_flops(num_chunks)
+        assert row.attention_gflops_per_image * 1e9 == pytest.approx(
+            attention, rel=1e-12)
+        assert row.train_gflops_per_image * 1e9 == pytest.approx(
+            total, rel=1e-12)
+    # 4 chunks of 17 tokens instead of one of 65 in the online encoder: the
+    # attention drops, 3 more CLS tokens and 4 queries per view cost less
+    assert rows[4].attention_gflops_per_image < \
+        rows[1].attention_gflops_per_image
+    assert rows[4].train_gflops_per_image < rows[1].train_gflops_per_image
+
+    # the summary: changes relative to n = 1, and the explanation's shares
+    assert 'around 20% FLOPs' in printed
+    summary = printed.split('Chunking savings')[1]
+    (line, ) = [line for line in summary.splitlines()
+                if line.strip().startswith(f'{MMOCO_NAME} [num_chunks=4]')]
+    assert line.split()[-6:-4] == ['4', '1']  # n, m
+    step_change = rows[4].train_gflops_per_image / \
+        rows[1].train_gflops_per_image - 1
+    attention_change = rows[4].attention_gflops_per_image / \
+        rows[1].attention_gflops_per_image - 1
+    assert line.split()[-4:-2] == [
+        f'{100 * step_change:+.1f}%', f'{100 * attention_change:+.1f}%'
+    ]
+    assert line.split()[-2:] == ['-', '-']  # no MoCo v3 row
+    explanation = ' '.join(summary.split('Why the gap:')[1].split())
+    step = rows[1].train_gflops_per_image
+    online = 1.5 * rows[1].attention_backward_gflops_per_image
+    assert online * 1e9 == pytest.approx(2 * 3 * 2 * 4 * 65 * 65 * 64)
+    assert f"online encoder's {100 * online / step:.1f}% of the step" in \
+        explanation
+    target = rows[1].attention_gflops_per_image - online
+    assert f"momentum encoder's {100 * target / step:.1f}% stays" in \
+        explanation
+    assert f'Net {100 * step_change:+.1f}%' in explanation
+    assert 'left over' not in explanation  # 4 chunks of 16 patches
+
+
+def test_sweep_option_parsing_and_errors(benchmark):
+    assert benchmark.parse_sweep('model.num_chunks=1,2,4,8') == (
+        'model.num_chunks', [1, 2, 4, 8])
+    assert benchmark.parse_sweep('model.num_chunks=4') == (
+        'model.num_chunks', [4])
+    assert benchmark.parse_sweep('a.b=None,abc,0.5,[[1,2],[3]]') == (
+        'a.b', [None, 'abc', 0.5, [[1, 2], [3]]])
+    assert benchmark.parse_sweep('a.b=[[1,2],[3]]') == ('a.b', [[1, 2],
+                                                                [3]])
+    assert benchmark.sweep_row_name('cfg', 'model.num_chunks', 4) == \
+        'cfg [num_chunks=4]'
+    for bad in ('model.num_chunks', 'model.num_chunks=', '=1,2',
+                'model.num_chunks=1,1'):
+        with pytest.raises(argparse.ArgumentTypeError):
+            benchmark.parse_sweep(bad)
+        with pytest.raises(SystemExit):
+            benchmark.parse_args([MMOCO_VIT_B, '--sweep', bad])
+    with pytest.raises(SystemExit):  # the baselines are not swept
+        benchmark.parse_args(['--sweep', 'model.num_chunks=1,2'])
+
+
+def test_sweep_key_must_be_a_config_field(benchmark):
+    cfg = benchmark.load_config(MMOCO_VIT_B)
+    benchmark.check_config_key(cfg, 'model.num_chunks', 'mmoco')
+    # not set by the config, but an argument of MaskedMoCoV3 (its default)
+    benchmark.check_config_key(cfg, 'model.temperature', 'mmoco')
+    benchmark.check_config_key(cfg, 'train_dataloader.dataset.pipeline.1.mode',
+                               'mmoco')
+    with pytest.raises(ValueError, match=r"no 'num_chunk'.*MaskedMoCoV3"):
+        benchmark.check_config_key(cfg, 'model.num_chunk', 'mmoco')
+    with pytest.raises(ValueError, match=r"no 'modle' in the config"):
+        benchmark.check_config_key(cfg, 'modle.num_chunks', 'mmoco')
+    with pytest.raises(ValueError, match=r"no '7' in .*pipeline"):
+        benchmark.check_config_key(
+            cfg, 'train_dataloader.dataset.pipeline.7.mode', 'mmoco')
+    # main checks every config before benchmarking anything
+    with pytest.raises(ValueError, match="has no field 'model.num_chunk'"):
+        benchmark.main([
+            MMOCO_VIT_B, '--no-baselines', *TINY_ARGS, '--sweep',
+            'model.num_chunk=1,2'
+        ])
+
+
+def test_chunking_summary_arithmetic(benchmark, tiny_result):
+    """The summary's numbers on made-up rows: n = 1 step 100, attention 10
+    (backward 4, so 6 online, 4 momentum encoder); n = 6 step 97,
+    attention 5 (-5 % of the n = 1 step), everything else +2 %, net -3 %."""
+
+    def row(name, num_chunks, step, attention, backward):
+        return benchmark.BenchmarkRow(
+            name=name, config='mmoco.py', train_gflops_per_image=step,
+            flops_ratio=1.0, attention_gflops_per_image=attention,
+            attention_backward_gflops_per_image=backward, step_time_s=1.0,
+            images_per_s=2.0, peak_memory_mib=None, model_type='MaskedBYOL',
+            num_chunks=num_chunks, num_target_chunks=1)
+
+    mocov3 = row('mmpretrain MoCo v3', None, 200.0, 20.0, 8.0)
+    mocov3.model_type = 'MoCoV3'
+    result = benchmark.BenchmarkResult(
+        settings=tiny_result.settings,
+        reference_forward_gflops=50.0,
+        reference_attention_gflops=4.0,
+        rows=[mocov3,
+              row('m [n=1]', 1, 100.0, 10.0, 4.0),
+              row('m [n=6]', 6, 97.0, 5.0, 2.0)])
+    summary = benchmark.format_chunking_summary(result)
+    lines = summary.splitlines()
+    (single, ) = [line for line in lines if line.startswith('  m [n=1]')]
+    (chunked, ) = [line for line in lines if line.startswith('  m [n=6]')]
+    assert single.split()[2:] == ['1', '1', '+0.0%', '+0.0%', '-50.0%',
+                                  '-50.0%']
+    assert chunked.split()[2:] == ['6', '1', '-3.0%', '-50.0%', '-51.5%',
+                                   '-75.0%']
+    explanation = ' '.join(summary.split('Why the gap:')[1].split())
+    for text in ('vs 12·S·C² for the projections and MLP',
+                 '8.0% of a plain ViT forward at S=65 tokens',
+                 '10.0% of the n=1 step',
+                 "online encoder's 6.0% of the step",
+                 "momentum encoder's 4.0% stays: it sees the full view, m=1",
+                 'n=6 changes the attention FLOPs by -5.0% of the n=1 step '
+                 'and everything else by +2.0%',
+                 '6 CLS tokens per view (one per chunk, 5 more than n=1)',
+                 # 64 patches in 6 chunks of 10
+                 'the 4 patches per view left over by 64 = 6 × 10 + 4 are '
+                 'not encoded', 'Net -3.0%.'):
+        assert text in explanation, text
+    # no n = 1 row: the changes cannot be computed, the summary says why
+    result.rows = result.rows[:1] + result.rows[2:]
+    summary = benchmark.format_chunking_summary(result)
+    assert 'no n = 1 row' in summary and 'Why the gap' not in summary
+    # no M-MoCo / M-BYOL row, no summary
+    assert benchmark.format_chunking_summary(tiny_result) == ''

@@ -3,8 +3,8 @@ import os.path as osp
 
 import torch
 
-from .utils import (MAE_DEMO, MIMCO_DEMO, SDAE_DEMO, pretrain_overrides,
-                    python, run)
+from .utils import (MAE_DEMO, MIMCO_DEMO, MMOCO_DEMO, SDAE_DEMO,
+                    pretrain_overrides, python, run)
 
 HERE = osp.dirname(osp.abspath(__file__))
 
@@ -134,3 +134,31 @@ def test_mimco_resume_restores_queues_and_momentum_projectors(
         # the momentum projector moved between epoch 2 and 4
         assert any(not torch.equal(mid[key], want[key]) for key in momentum
                    if key.endswith('weight'))
+
+
+def test_mmoco_resume_restores_the_momentum_encoder_exactly(
+        tmp_path, tiny_image_folder, tiny_arch, monkeypatch):
+    """M-MoCo's momentum encoder (updated every iteration by
+    TeacherEMAHook) and the random chunk shuffles continue exactly after a
+    kill."""
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')  # tiny model: one thread
+    options = pretrain_overrides(tiny_image_folder, max_epochs=4) + [
+        f'model.backbone.arch.{key}={value}'
+        for key, value in tiny_arch.items()
+    ] + ['model.neck.hid_channels=32', 'model.neck.out_channels=16',
+         'model.predictor.hid_channels=32',
+         'custom_hooks.2.interval=1']  # the kappa monitor every iteration
+    want, got, mid = kill_and_resume(MMOCO_DEMO, tmp_path, options)
+    assert_same(want, got)
+    momentum_keys = [key for key in want
+                     if key.startswith('momentum_encoder.')]
+    assert {key.split('.')[1] for key in momentum_keys} == {
+        'backbone', 'neck'}
+    # the momentum encoder moved between epoch 2 and 4, and trails the
+    # online encoder (m < 1) instead of equalling it
+    moved = [key for key in momentum_keys
+             if not torch.equal(mid[key], want[key])]
+    assert len(moved) > len(momentum_keys) // 2
+    online = want['backbone.layers.0.attn.qkv.weight']
+    target = want['momentum_encoder.backbone.layers.0.attn.qkv.weight']
+    assert not torch.equal(online, target)

@@ -12,6 +12,8 @@ SDAE_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
                          'sdae_vit-tiny-p4_1xb128-40e_digit-scenes.py')
 MIMCO_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
                           'mimco_vit-tiny-p4_1xb128-10e_digit-scenes.py')
+MMOCO_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
+                          'mmoco_vit-tiny-p4_1xb128-8e_digit-scenes.py')
 FINETUNE_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
                              'vit-tiny-p4_ft-1xb64-15e_digit-scenes.py')
 

@@ -11,11 +11,11 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 import mmmoma.utils.flops as flops_module
-from mmmoma.utils.flops import (attention_backward_flops,
-                                attention_forward_flops, count_flops,
-                                make_flop_counter,
+from mmmoma.utils.flops import (FlopBreakdown, attention_backward_flops,
+                                attention_forward_flops, count_flop_breakdown,
+                                count_flops, make_flop_counter,
                                 register_attention_flop_formulas,
-                                train_step_flops)
+                                train_step_flop_breakdown, train_step_flops)
 
 aten = torch.ops.aten
 B, H, SQ, SK, D = 2, 3, 5, 7, 8
@@ -48,6 +48,47 @@ def test_cpu_sdpa_backward_is_twice_forward():
     assert forward == 4 * B * H * SQ * SK * D
     assert backward == 2 * forward
     assert counter.get_total_flops() == 3 * forward
+
+
+def test_breakdown_separates_attention_from_projections():
+    """Attention forward / backward are reported apart from the matmuls
+    around them (here an output projection); the total keeps both."""
+    query, key, value = qkv(requires_grad=True)
+    projection = nn.Linear(D, D, bias=False)
+    breakdown = count_flop_breakdown(lambda: projection(
+        F.scaled_dot_product_attention(query, key, value)).sum().backward())
+    attention = 4 * B * H * SQ * SK * D
+    rows = B * H * SQ
+    # projection: forward + weight gradient + input gradient
+    assert breakdown == FlopBreakdown(
+        total=3 * attention + 3 * 2 * rows * D * D,
+        attention_forward=attention,
+        attention_backward=2 * attention)
+    assert breakdown.attention == 3 * attention
+    # no backward: forward only; nothing but attention: total = attention
+    with torch.no_grad():
+        forward_only = count_flop_breakdown(F.scaled_dot_product_attention,
+                                            query, key, value)
+    assert forward_only == (attention, attention, 0)
+
+
+def test_breakdown_covers_every_sdpa_kernel():
+    """The GPU kernels are classified too (the flash / efficient kernels
+    cannot run here, so the op lists are checked)."""
+    assert set(flops_module.ATTENTION_FORWARD_OPS) == {
+        aten._scaled_dot_product_flash_attention_for_cpu,
+        aten._scaled_dot_product_flash_attention,
+        aten._scaled_dot_product_efficient_attention,
+        aten._scaled_dot_product_cudnn_attention,
+    }
+    assert set(flops_module.ATTENTION_BACKWARD_OPS) == {
+        aten._scaled_dot_product_flash_attention_for_cpu_backward,
+        *flops_module.GPU_ATTENTION_BACKWARD_OPS,
+    }
+    registry = make_flop_counter().flop_registry
+    for op in (flops_module.ATTENTION_FORWARD_OPS +
+               flops_module.ATTENTION_BACKWARD_OPS):
+        assert op in registry, op
 
 
 def test_sdpa_math_fallback_counts_the_same():
@@ -132,6 +173,12 @@ def test_vit_forward_matches_analytic_count(tiny_arch):
     assert flops == 2 * vit_forward_flops(
         tiny_arch['embed_dims'], tiny_arch['num_layers'],
         tiny_arch['feedforward_channels'], 32, 4)
+    with torch.no_grad():
+        breakdown = count_flop_breakdown(vit, torch.zeros(2, 3, 32, 32))
+    assert breakdown.total == flops
+    # Q·Kᵀ and P·V of 65 tokens, all heads, every layer, 2 images
+    assert breakdown.attention == breakdown.attention_forward == \
+        2 * tiny_arch['num_layers'] * 4 * 65 * 65 * tiny_arch['embed_dims']
 
 
 class TwoLayerModel(BaseModel):
@@ -154,6 +201,7 @@ def test_train_step_flops_with_and_without_optim_wrapper():
     expected = 2 * first + 3 * second
     model = TwoLayerModel()
     assert train_step_flops(model, data) == expected
+    assert train_step_flop_breakdown(model, data) == (expected, 0, 0)
     weights_before = model.first.weight.detach().clone()
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     assert train_step_flops(model, data, optim_wrapper) == expected

@@ -23,13 +23,26 @@ configs) the tool
    ``OptimWrapper``: forward + backward; see :mod:`mmmoma.utils.flops` for the
    counting convention, attention included on every device; forwards run
    under ``torch.no_grad``, such as frozen teachers, are counted, and add no
-   backward),
+   backward), and separately the FLOPs of the attention matmuls alone (the
+   ``scaled_dot_product_attention`` kernels, ``Q·Kᵀ`` and ``P·V``, forward +
+   backward; the q / k / v and output projections are not part of it),
 6. times ``--steps`` further steps after ``--warmup`` steps (median; CUDA is
    synchronised around each step) and reads the peak GPU memory.
 
 FLOPs are reported per sample of the batch (a MoCo v3 sample is two crops) and
 as a multiple of F, the forward FLOPs per image of a plain mmpretrain
-``VisionTransformer`` of the same arch, patch and image size.
+``VisionTransformer`` of the same arch, patch and image size. The table
+compares every row with the mmpretrain MAE row (FLOPs, time) and the
+mmpretrain MoCo v3 row (FLOPs, attention FLOPs).
+
+``--sweep KEY=V1,V2,...`` benchmarks every CONFIG once per value, with
+``KEY=value`` added to its ``--cfg-options`` (values are parsed as
+``--cfg-options`` parses them); rows are named ``CONFIG [LAST_KEY=value]``.
+The baselines are not swept. For M-MoCo / M-BYOL rows (``MaskedMoCoV3`` /
+``MaskedBYOL``) a summary follows the table: the step and attention FLOPs of
+each chunk count n relative to the n = 1 row of the same config and to MoCo
+v3, next to the paper's claim, and where the difference comes from (see
+:func:`format_chunking_summary`).
 
 Example (the README's ViT-B/16 figures)::
 
@@ -56,6 +69,14 @@ Swin configs are refused with an error saying so)::
         configs/mimco/mimco_vit-base-p16_8xb256-amp-coslr-100e_in1k.py \
         --random-teachers --arch b --img-size 224 --batch-size 2 --steps 3 \
         --warmup 1 --device cpu
+
+M-MoCo's chunking savings: the online encoder in n = 1, 2, 4, 8 chunks, next
+to MAE and MoCo v3, with the summary against the paper's claim::
+
+    python tools/analysis/benchmark.py \
+        configs/mmoco/mmoco_vit-base-p16_8xb512-amp-coslr-300e_in1k.py \
+        --sweep model.num_chunks=1,2,4,8 --arch b --img-size 224 \
+        --batch-size 2 --steps 2 --warmup 1 --device cpu
 """
 import argparse
 import ast
@@ -68,6 +89,7 @@ import re
 import statistics
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -85,7 +107,8 @@ from mmengine.runner import set_random_seed
 from mmengine.utils import ProgressBar
 
 import mmmoma  # noqa: F401  (registers components, applies compat fixes)
-from mmmoma.utils.flops import count_flops, train_step_flops
+from mmmoma.utils.flops import (FlopBreakdown, count_flop_breakdown,
+                                train_step_flop_breakdown)
 
 #: (key of the ``--KEY-cfg-options`` argument, row name, config)
 BASELINE_CONFIGS: Tuple[Tuple[str, str, str], ...] = (
@@ -109,12 +132,21 @@ WIDTH_KEYS = ('in_channels', 'embed_dim', 'embed_dims', 'in_dims',
 #: Output-size key of each crop / resize transform that is set to
 #: ``--img-size`` in the train pipeline.
 CROP_SIZE_KEYS = {
+    'ContrastiveViews': 'crop_size',
     'RandomResizedCrop': 'scale',
     'RandomCrop': 'crop_size',
     'CenterCrop': 'crop_size',
     'Resize': 'scale',
 }
 SKIPPED_TRANSFORMS = ('LoadImageFromFile', )
+#: Model types whose online encoder sees its views in chunks (M-MoCo,
+#: M-BYOL): the table is followed by :func:`format_chunking_summary`.
+CHUNKED_MODEL_TYPES = ('MaskedMoCoV3', 'MaskedBYOL')
+#: What the M-MoCo paper says chunking saves (abstract; Fig. 3a).
+PAPER_CHUNKING_CLAIM = (
+    'M-MoCo paper (abstract, Fig. 3a): "for each epoch we save around 20% '
+    'FLOPs" vs MoCo v3; the attention module\'s FLOPs drop steadily with n, '
+    'the whole block\'s (Att + FFN) "somewhat less"')
 
 
 @dataclass
@@ -143,6 +175,14 @@ class BenchmarkRow:
         train_gflops_per_image: FLOPs of one training step (forward +
             backward) divided by the batch size, in GFLOPs.
         flops_ratio: ``train_gflops_per_image`` in units of F.
+        attention_gflops_per_image: The part of ``train_gflops_per_image``
+            spent in the attention kernels (``Q·Kᵀ``, ``P·V``; forward +
+            backward).
+        attention_backward_gflops_per_image: The backward part of
+            ``attention_gflops_per_image``: twice the forward attention of
+            the modules that are trained, so the trained modules' attention
+            is 1.5 times this, the rest is that of modules run without
+            gradient (momentum encoders, frozen teachers).
         step_time_s: Median wall time of one ``train_step`` (seconds).
         images_per_s: ``batch_size / step_time_s``.
         peak_memory_mib: Peak allocated GPU memory while timing (MiB), None
@@ -152,24 +192,43 @@ class BenchmarkRow:
         stand_in_checkpoints: The ``checkpoint`` fields (teachers,
             ``StrictPretrained`` inits) that ``--random-teachers`` pointed
             at random weights.
+        sweep: The ``--sweep`` field and value of this row (empty if none).
+        model_type: Class name of the built model, e.g. ``MaskedMoCoV3``.
+        num_chunks: The built model's ``num_chunks`` (M-MoCo's n), None for
+            models without one.
+        num_target_chunks: The built model's ``num_target_chunks`` (m).
     """
     name: str
     config: str
     train_gflops_per_image: float
     flops_ratio: float
+    attention_gflops_per_image: float
+    attention_backward_gflops_per_image: float
     step_time_s: float
     images_per_s: float
     peak_memory_mib: Optional[float]
     overrides: List[str] = field(default_factory=list)
     cfg_options: Dict[str, Any] = field(default_factory=dict)
     stand_in_checkpoints: List[str] = field(default_factory=list)
+    sweep: Dict[str, Any] = field(default_factory=dict)
+    model_type: str = ''
+    num_chunks: Optional[int] = None
+    num_target_chunks: Optional[int] = None
 
 
 @dataclass
 class BenchmarkResult:
-    """Everything one run measured."""
+    """Everything one run measured.
+
+    Attributes:
+        settings: What every row shares.
+        reference_forward_gflops: F, GFLOPs of a plain ViT forward per image.
+        reference_attention_gflops: The attention kernels' part of F.
+        rows: One per benchmarked config (and sweep value).
+    """
     settings: BenchmarkSettings
     reference_forward_gflops: float
+    reference_attention_gflops: float
     rows: List[BenchmarkRow]
 
 
@@ -354,6 +413,93 @@ def override_model_size(model_cfg: Dict[str, Any], arch: Dict[str, int],
             if current(key) in old_widths:
                 assign(path, node, key, arch['embed_dims'])
     return changes
+
+
+#: One ``--sweep`` setting: (dotted config key, value).
+SweepValue = Tuple[str, Any]
+
+
+def parse_sweep(text: str) -> Tuple[str, List[Any]]:
+    """Parse ``--sweep KEY=V1,V2,...`` into the key and its values.
+
+    The values are parsed as ``--cfg-options`` parses a value (MMEngine's
+    ``DictAction``: ints, floats, bools, None, strings, ``[...]`` / ``(...)``
+    literals); a single value is a sweep of one. A list value is written in
+    brackets: ``KEY=[[1,2],[3,4]]`` sweeps ``[1, 2]`` and ``[3, 4]``.
+
+    Args:
+        text: The argument, e.g. ``'model.num_chunks=1,2,4,8'``.
+
+    Returns:
+        The key and the list of values, e.g.
+        ``('model.num_chunks', [1, 2, 4, 8])``.
+    """
+    key, separator, values_text = text.partition('=')
+    key = key.strip()
+    if not separator or not key or not values_text.strip():
+        raise argparse.ArgumentTypeError(
+            f'--sweep: expected KEY=V1,V2,... (e.g. '
+            f'model.num_chunks=1,2,4,8), got {text!r}')
+    try:
+        values = DictAction._parse_iterable(values_text)
+    except (AssertionError, RecursionError, ValueError) as error:
+        raise argparse.ArgumentTypeError(
+            f'--sweep: cannot parse the values {values_text!r} of {key} '
+            f'(write lists in brackets: [[1,2],[3,4]]): {error!r}') from error
+    values = list(values) if isinstance(values, (list, tuple)) else [values]
+    texts = [repr(value) for value in values]
+    if len(set(texts)) != len(texts):
+        raise argparse.ArgumentTypeError(
+            f'--sweep: the values of {key} repeat: {values!r}')
+    return key, values
+
+
+def check_config_key(cfg: Config, key: str, name: str) -> None:
+    """Raise a ValueError unless ``key`` (dotted, as in ``--cfg-options``)
+    names a field of ``cfg``.
+
+    A field counts if the config sets it, or if it is the last part of the
+    key and the dict it would go into has a registered ``type`` whose
+    constructor takes it (e.g. ``model.num_chunks`` of a model that relies
+    on ``MaskedMoCoV3``'s default). List items are addressed by index
+    (``train_dataloader.dataset.pipeline.1.mode``).
+
+    Args:
+        cfg: The loaded config.
+        key: The dotted key.
+        name: The config, as named in the error.
+    """
+    node: Any = cfg.to_dict()
+    path = ''
+    parts = key.split('.')
+    for depth, part in enumerate(parts):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and part.isdigit() and \
+                int(part) < len(node):
+            node = node[int(part)]
+        else:
+            if depth == len(parts) - 1 and isinstance(node, dict):
+                cls = _registered_class(node.get('type'))
+                if cls is not None and \
+                        _init_default(cls, part) is not _MISSING:
+                    return
+                if cls is not None:
+                    raise ValueError(
+                        f'--sweep: {name} has no field {key!r}: '
+                        f'{path or "the config"} sets no {part!r} and its '
+                        f'type {cls.__name__} takes no such argument')
+            raise ValueError(
+                f'--sweep: {name} has no field {key!r}: no {part!r} in '
+                f'{path or "the config"}' +
+                (f' (its keys: {sorted(node)})' if isinstance(node, dict)
+                 else ''))
+        path = f'{path}.{part}' if path else part
+
+
+def sweep_row_name(name: str, key: str, value: Any) -> str:
+    """``'NAME [LAST_KEY=value]'``, e.g. ``'mmoco [num_chunks=4]'``."""
+    return f'{name} [{key.rsplit(".", 1)[-1]}={value}]'
 
 
 def find_train_pipeline(cfg: Config) -> List[Dict[str, Any]]:
@@ -591,19 +737,28 @@ def check_input_size(model: torch.nn.Module, data: Dict[str, Any],
             'set the others with --cfg-options')
 
 
-def plain_vit_forward_flops(arch: Dict[str, int], img_size: int,
-                            patch_size: int,
-                            device: Union[str, torch.device]) -> int:
-    """F: forward FLOPs for one image of a plain mmpretrain
-    ``VisionTransformer`` (CLS output, final norm, no head)."""
+def plain_vit_forward_flop_breakdown(
+        arch: Dict[str, int], img_size: int, patch_size: int,
+        device: Union[str, torch.device]) -> FlopBreakdown:
+    """F and its attention part: forward FLOPs for one image of a plain
+    mmpretrain ``VisionTransformer`` (CLS output, final norm, no head)."""
     vit = _vit_base_class()(
         arch=dict(arch), img_size=img_size, patch_size=patch_size)
     vit.to(device).eval()
     image = torch.zeros(1, 3, img_size, img_size, device=device)
     with torch.no_grad():
-        flops = count_flops(vit, image)
+        flops = count_flop_breakdown(vit, image)
     del vit
     return flops
+
+
+def plain_vit_forward_flops(arch: Dict[str, int], img_size: int,
+                            patch_size: int,
+                            device: Union[str, torch.device]) -> int:
+    """F: forward FLOPs for one image of a plain mmpretrain
+    ``VisionTransformer`` (CLS output, final norm, no head)."""
+    return plain_vit_forward_flop_breakdown(arch, img_size, patch_size,
+                                            device).total
 
 
 def _synchronize(device: torch.device) -> None:
@@ -638,16 +793,21 @@ def benchmark_config(name: str,
                      config_path: str,
                      settings: BenchmarkSettings,
                      reference_forward_flops: int,
-                     cfg_options: Optional[Dict[str, Any]] = None
+                     cfg_options: Optional[Dict[str, Any]] = None,
+                     sweep: Optional[SweepValue] = None
                      ) -> BenchmarkRow:
     """Measure one config; see the module docstring.
 
-    ``cfg_options`` are merged into the config before the size overrides.
+    ``cfg_options``, then the ``sweep`` (key, value) pair, are merged into
+    the config before the size overrides.
     """
     device = torch.device(settings.device)
     cfg = load_config(config_path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    if sweep is not None:
+        check_config_key(cfg, sweep[0], name)
+        cfg.merge_from_dict(dict([sweep]))
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     overrides = override_model_size(cfg.model, settings.arch,
                                     settings.img_size, settings.patch_size)
@@ -701,8 +861,11 @@ def benchmark_config(name: str,
     message_hub.update_info('iter', 0)
 
     print('  counting FLOPs of one training step ...', flush=True)
-    step_flops = train_step_flops(model, data, optim_wrapper)
-    flops_per_image = step_flops / settings.batch_size
+    step_flops = train_step_flop_breakdown(model, data, optim_wrapper)
+    flops_per_image = step_flops.total / settings.batch_size
+    model_type = type(model).__name__
+    num_chunks = getattr(model, 'num_chunks', None)
+    num_target_chunks = getattr(model, 'num_target_chunks', None)
 
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
@@ -733,19 +896,73 @@ def benchmark_config(name: str,
         config=config_path,
         train_gflops_per_image=flops_per_image / 1e9,
         flops_ratio=flops_per_image / reference_forward_flops,
+        attention_gflops_per_image=step_flops.attention /
+        settings.batch_size / 1e9,
+        attention_backward_gflops_per_image=step_flops.attention_backward /
+        settings.batch_size / 1e9,
         step_time_s=step_time,
         images_per_s=settings.batch_size / step_time,
         peak_memory_mib=peak_memory,
         overrides=overrides,
         cfg_options=dict(cfg_options or {}),
-        stand_in_checkpoints=stand_in_fields)
+        stand_in_checkpoints=stand_in_fields,
+        sweep=dict([sweep]) if sweep is not None else {},
+        model_type=model_type,
+        num_chunks=num_chunks,
+        num_target_chunks=num_target_chunks)
 
 
 # ----------------------------------------------------------------------------
 # Report
 # ----------------------------------------------------------------------------
+def _relative(value: float, reference: Optional[float]) -> str:
+    """``value`` relative to ``reference`` as ``'+x.x%'``; '-' without a
+    reference."""
+    if reference is None or reference == 0:
+        return '-'
+    return f'{100.0 * (value / reference - 1.0):+.1f}%'
+
+
+def _render_table(header: Sequence[str],
+                  body: Sequence[Sequence[str]],
+                  indent: str = '') -> List[str]:
+    """Rule, header, rule, body, rule; first column left-aligned, the others
+    right-aligned."""
+    widths = [
+        max(len(str(line[column])) for line in (header, *body))
+        for column in range(len(header))
+    ]
+
+    def render(cells: Sequence[str]) -> str:
+        return indent + '  '.join(
+            cell.ljust(width) if column == 0 else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(cells, widths)))
+
+    rule = indent + '  '.join('-' * width for width in widths)
+    return [rule, render(header), rule] + [render(line)
+                                           for line in body] + [rule]
+
+
+def _baseline_row(result: BenchmarkResult,
+                  index: int) -> Optional[BenchmarkRow]:
+    """The row of ``BASELINE_CONFIGS[index]`` (0: MAE, 1: MoCo v3), if run."""
+    return next((row for row in result.rows
+                 if row.name == BASELINE_CONFIGS[index][1]), None)
+
+
+def _unswept_name(row: BenchmarkRow) -> str:
+    """The row's name without the ``' [KEY=value]'`` of a sweep."""
+    return row.name.rsplit(' [', 1)[0] if row.sweep else row.name
+
+
 def format_table(result: BenchmarkResult) -> str:
-    """An aligned text table of a run, with a header naming the settings."""
+    """An aligned text table of a run, with a header naming the settings.
+
+    Columns: step FLOPs per image (GFLOPs and x F), the attention kernels'
+    part of them, step FLOPs relative to MAE and MoCo v3, attention FLOPs
+    relative to MoCo v3, step time (absolute and relative to MAE),
+    throughput, and the peak GPU memory (only when a row has one).
+    """
     settings = result.settings
     arch = settings.arch
     lines = [
@@ -756,52 +973,182 @@ def format_table(result: BenchmarkResult) -> str:
         f'{settings.device}, {"AMP" if settings.amp else "fp32"}',
         f'F = plain ViT forward = {result.reference_forward_gflops:.4g} '
         'GFLOPs/img; train FLOPs = forward + backward of one step (attention '
-        'counted); time = median train_step (fwd + bwd + optimizer) over '
-        f'{settings.steps} steps after {settings.warmup} warm-up; "vs MAE": '
-        'relative to the mmpretrain MAE row of this run',
+        'counted); attn = the attention matmuls alone (Q·Kᵀ, P·V, forward + '
+        'backward); time = median train_step (fwd + bwd + optimizer) over '
+        f'{settings.steps} steps after {settings.warmup} warm-up; "vs MAE" '
+        '/ "vs MoCo v3": relative to the mmpretrain MAE / MoCo v3 row of '
+        'this run',
     ]
-    mae = next((row for row in result.rows
-                if row.name == BASELINE_CONFIGS[0][1]), None)
+    mae = _baseline_row(result, 0)
+    mocov3 = _baseline_row(result, 1)
+    with_memory = any(row.peak_memory_mib is not None for row in result.rows)
 
-    def versus_mae(value: float, mae_value: Optional[float]) -> str:
-        return '-' if mae_value is None else \
-            f'{100.0 * (value / mae_value - 1.0):+.1f}%'
+    header = ['model', 'train GFLOPs/img', 'x F', 'attn GFLOPs/img',
+              'FLOPs vs MAE', 'FLOPs vs MoCo v3', 'attn vs MoCo v3',
+              'step ms', 'time vs MAE', 'img/s']
+    if with_memory:
+        header.append('peak GPU MiB')
+    body = []
+    for row in result.rows:
+        cells = [
+            row.name + ('*' if row.cfg_options else '') +
+            ('†' if row.stand_in_checkpoints else ''),
+            f'{row.train_gflops_per_image:.4g}',
+            f'{row.flops_ratio:.2f}',
+            f'{row.attention_gflops_per_image:.4g}',
+            _relative(row.train_gflops_per_image,
+                      mae and mae.train_gflops_per_image),
+            _relative(row.train_gflops_per_image,
+                      mocov3 and mocov3.train_gflops_per_image),
+            _relative(row.attention_gflops_per_image,
+                      mocov3 and mocov3.attention_gflops_per_image),
+            f'{row.step_time_s * 1e3:.1f}',
+            _relative(row.step_time_s, mae and mae.step_time_s),
+            f'{row.images_per_s:.2f}',
+        ]
+        if with_memory:
+            cells.append('-' if row.peak_memory_mib is None else
+                         f'{row.peak_memory_mib:.0f}')
+        body.append(cells)
 
-    header = ('model', 'train GFLOPs/img', 'x F', 'FLOPs vs MAE', 'step ms',
-              'time vs MAE', 'img/s', 'peak GPU MiB')
-    body = [(row.name + ('*' if row.cfg_options else '') +
-             ('†' if row.stand_in_checkpoints else ''),
-             f'{row.train_gflops_per_image:.4g}',
-             f'{row.flops_ratio:.2f}',
-             versus_mae(row.train_gflops_per_image,
-                        mae and mae.train_gflops_per_image),
-             f'{row.step_time_s * 1e3:.1f}',
-             versus_mae(row.step_time_s, mae and mae.step_time_s),
-             f'{row.images_per_s:.2f}',
-             '-' if row.peak_memory_mib is None else
-             f'{row.peak_memory_mib:.0f}') for row in result.rows]
-    widths = [
-        max(len(str(line[column])) for line in (header, *body))
-        for column in range(len(header))
-    ]
-
-    def render(cells: Sequence[str]) -> str:
-        return '  '.join(
-            cell.ljust(width) if column == 0 else cell.rjust(width)
-            for column, (cell, width) in enumerate(zip(cells, widths)))
-
-    rule = '  '.join('-' * width for width in widths)
-    notes = [
-        f'* {row.name} with cfg-options: ' + ' '.join(
+    # one note per config and cfg-options, not one per swept row
+    option_notes = [
+        f'* {_unswept_name(row)} with cfg-options: ' + ' '.join(
             f'{key}={value}' for key, value in row.cfg_options.items())
         for row in result.rows if row.cfg_options
-    ] + [
+    ]
+    notes = list(dict.fromkeys(option_notes)) + [
         f'† {row.name} with random stand-in weights for: ' +
         ', '.join(row.stand_in_checkpoints)
         for row in result.rows if row.stand_in_checkpoints
     ]
-    return '\n'.join(lines + [rule, render(header), rule] +
-                     [render(line) for line in body] + [rule] + notes)
+    return '\n'.join(lines + _render_table(header, body) + notes)
+
+
+def _chunking_groups(rows: Sequence[BenchmarkRow]
+                     ) -> List[List[BenchmarkRow]]:
+    """The M-MoCo / M-BYOL rows grouped by config, model type, m and
+    cfg-options (rows that differ only in n), in order of appearance."""
+    groups: Dict[str, List[BenchmarkRow]] = {}
+    for row in rows:
+        if row.model_type in CHUNKED_MODEL_TYPES:
+            key = repr((row.config, row.model_type, row.num_target_chunks,
+                        sorted(row.cfg_options.items())))
+            groups.setdefault(key, []).append(row)
+    return list(groups.values())
+
+
+def _percent(fraction: float) -> str:
+    return f'{100.0 * fraction:.1f}%'
+
+
+def _percent_change(fraction: float) -> str:
+    return f'{100.0 * fraction:+.1f}%'
+
+
+def explain_chunking(result: BenchmarkResult, single: BenchmarkRow,
+                     chunked: BenchmarkRow) -> str:
+    """Why chunking saves what it saves, from the measured numbers.
+
+    Uses: the attention share of F (a plain ViT forward at 1 + N tokens);
+    the attention share of the n = 1 step, split into the online encoder's
+    (1.5 x the attention backward FLOPs: only the trained encoder is
+    back-propagated, backward = 2 x forward) and the rest (the momentum
+    encoder's forward); and, for the ``chunked`` row, the change of the
+    attention FLOPs and of everything else (the extra CLS token of every
+    chunk through the encoder, the n queries through projector, predictor
+    and loss), both relative to the n = 1 step.
+
+    Args:
+        result: The run (for F and the arch).
+        single: The n = 1 row.
+        chunked: A row of the same config with n > 1.
+
+    Returns:
+        One paragraph, unwrapped.
+    """
+    settings = result.settings
+    dims = settings.arch['embed_dims']
+    linear_macs = (4 * dims * dims +
+                   2 * dims * settings.arch['feedforward_channels'])
+    tokens = (settings.img_size // settings.patch_size)**2 + 1
+    step = single.train_gflops_per_image
+    online = 1.5 * single.attention_backward_gflops_per_image
+    target = single.attention_gflops_per_image - online
+    attention_change = (chunked.attention_gflops_per_image -
+                        single.attention_gflops_per_image) / step
+    other_change = (
+        (chunked.train_gflops_per_image - chunked.attention_gflops_per_image)
+        - (step - single.attention_gflops_per_image)) / step
+    net_change = chunked.train_gflops_per_image / step - 1.0
+    m = single.num_target_chunks
+    target_input = 'the full view, m=1' if m == 1 else \
+        f'{m} chunks, m={m}'
+    n = chunked.num_chunks
+    num_patches = tokens - 1
+    left_over = num_patches % n
+    dropped = (f', and the {left_over} patches per view left over by '
+               f'{num_patches} = {n} × {num_patches // n} + {left_over} are '
+               'not encoded') if left_over else ''
+    forward_share = result.reference_attention_gflops / \
+        result.reference_forward_gflops
+    step_share = single.attention_gflops_per_image / step
+    return (
+        f'Why the gap: the attention matmuls (Q·Kᵀ, P·V: 2·S²·C '
+        f'multiply-adds per block, vs {linear_macs / dims**2:.3g}·S·C² for '
+        f'the projections and MLP) are {_percent(forward_share)} of a plain '
+        f'ViT forward at S={tokens} tokens and {_percent(step_share)} of '
+        f'the n=1 step; chunking shrinks only the online encoder\'s '
+        f'{_percent(online / step)} of the step (the momentum encoder\'s '
+        f'{_percent(target / step)} stays: it sees {target_input}). n={n} '
+        f'changes the attention FLOPs by {_percent_change(attention_change)} '
+        f'of the n=1 step and everything else by '
+        f'{_percent_change(other_change)}: its {n} CLS tokens per view (one '
+        f'per chunk, {n - 1} more than n=1) and {n} queries per view go '
+        f'through the encoder, the heads and the loss{dropped}. Net '
+        f'{_percent_change(net_change)}.')
+
+
+def format_chunking_summary(result: BenchmarkResult) -> str:
+    """The M-MoCo / M-BYOL rows' chunking savings next to the paper's claim.
+
+    For every group of rows that differ only in n (see
+    :func:`_chunking_groups`): n, m, the step and attention FLOPs relative to
+    the group's n = 1 row and to the mmpretrain MoCo v3 row, and
+    :func:`explain_chunking` for the largest n. Empty if the run has no such
+    rows.
+    """
+    groups = _chunking_groups(result.rows)
+    if not groups:
+        return ''
+    mocov3 = _baseline_row(result, 1)
+    lines = ['', 'Chunking savings (per image, one training step), measured '
+             'vs claimed:', '  ' + PAPER_CHUNKING_CLAIM + '.']
+    header = ('model', 'n', 'm', 'step vs n=1', 'attn vs n=1',
+              'step vs MoCo v3', 'attn vs MoCo v3')
+    for rows in groups:
+        single = next((row for row in rows if row.num_chunks == 1), None)
+        body = [(row.name, str(row.num_chunks), str(row.num_target_chunks),
+                 _relative(row.train_gflops_per_image,
+                           single and single.train_gflops_per_image),
+                 _relative(row.attention_gflops_per_image,
+                           single and single.attention_gflops_per_image),
+                 _relative(row.train_gflops_per_image,
+                           mocov3 and mocov3.train_gflops_per_image),
+                 _relative(row.attention_gflops_per_image,
+                           mocov3 and mocov3.attention_gflops_per_image))
+                for row in rows]
+        lines += _render_table(header, body, indent='  ')
+        chunked = max((row for row in rows if row.num_chunks > 1),
+                      key=lambda row: row.num_chunks, default=None)
+        if single is None:
+            lines.append('  (no n = 1 row: add --sweep model.num_chunks='
+                         '1,... to measure the savings against n = 1)')
+        elif chunked is not None:
+            lines += textwrap.wrap(
+                explain_chunking(result, single, chunked), width=79,
+                initial_indent='  ', subsequent_indent='  ')
+    return '\n'.join(lines)
 
 
 # ----------------------------------------------------------------------------
@@ -857,6 +1204,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'initialised checkpoint of the benchmarked arch, written to a '
         'temporary folder (cost does not depend on the weights); without '
         'it, the files must exist and fit --arch')
+    parser.add_argument(
+        '--sweep', type=parse_sweep, metavar='KEY=V1,V2,...',
+        help='benchmark every CONFIG once per value, with KEY=value added to '
+        'its --cfg-options (values parsed as --cfg-options parses them), '
+        'e.g. model.num_chunks=1,2,4,8; rows are named "CONFIG '
+        '[LAST_KEY=value]"; the baselines are not swept')
     parser.add_argument('--no-baselines', action='store_true',
                         help='leave out the mmpretrain MAE / MoCo v3 rows')
     parser.add_argument('--out', help='also write the results to this JSON '
@@ -868,6 +1221,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
     if args.no_baselines and not args.configs:
         fail('--no-baselines needs at least one CONFIG')
+    if args.sweep is not None and not args.configs:
+        fail('--sweep needs at least one CONFIG (the baselines are not '
+             'swept)')
     if args.batch_size < 2:
         fail(f'--batch-size must be >= 2 (BatchNorm in training mode), got '
              f'{args.batch_size}')
@@ -907,36 +1263,53 @@ def main(argv: Optional[Sequence[str]] = None) -> BenchmarkResult:
         seed=args.seed,
         random_teachers=args.random_teachers)
 
-    jobs: List[Tuple[str, str, Dict[str, Any]]] = []
-    if not args.no_baselines:
-        jobs += [(name, path, getattr(args, f'{key}_cfg_options'))
-                 for key, name, path in BASELINE_CONFIGS]
-    jobs += [(osp.splitext(osp.basename(path))[0], path, args.cfg_options)
-             for path in args.configs]
-
     init_default_scope('mmpretrain')
-    reference_flops = plain_vit_forward_flops(settings.arch,
-                                              settings.img_size,
-                                              settings.patch_size,
-                                              settings.device)
-    print(f'F (plain ViT forward) = {reference_flops / 1e9:.4g} GFLOPs/img',
-          flush=True)
+    # (row name, config, cfg-options, sweep (key, value) or None)
+    jobs: List[Tuple[str, str, Dict[str, Any], Optional[SweepValue]]] = []
+    if not args.no_baselines:
+        jobs += [(name, path, getattr(args, f'{key}_cfg_options'), None)
+                 for key, name, path in BASELINE_CONFIGS]
+    for path in args.configs:
+        name = osp.splitext(osp.basename(path))[0]
+        if args.sweep is None:
+            jobs.append((name, path, args.cfg_options, None))
+            continue
+        # fail before minutes of benchmarking, not in the middle
+        cfg = load_config(path)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+        key, values = args.sweep
+        check_config_key(cfg, key, name)
+        jobs += [(sweep_row_name(name, key, value), path, args.cfg_options,
+                  (key, value)) for value in values]
+
+    reference = plain_vit_forward_flop_breakdown(settings.arch,
+                                                 settings.img_size,
+                                                 settings.patch_size,
+                                                 settings.device)
+    print(f'F (plain ViT forward) = {reference.total / 1e9:.4g} GFLOPs/img '
+          f'(attention {reference.attention / 1e9:.4g})', flush=True)
 
     rows = []
-    for index, (name, path, cfg_options) in enumerate(jobs, start=1):
+    for index, (name, path, cfg_options, sweep) in enumerate(jobs, start=1):
         print(f'[{index}/{len(jobs)}] {name} ({path})', flush=True)
-        row = benchmark_config(name, path, settings, reference_flops,
-                               cfg_options)
+        row = benchmark_config(name, path, settings, reference.total,
+                               cfg_options, sweep)
         print(f'  {row.train_gflops_per_image:.4g} GFLOPs/img '
-              f'({row.flops_ratio:.2f} F), {row.step_time_s * 1e3:.1f} '
-              'ms/step', flush=True)
+              f'({row.flops_ratio:.2f} F; attention '
+              f'{row.attention_gflops_per_image:.4g}), '
+              f'{row.step_time_s * 1e3:.1f} ms/step', flush=True)
         rows.append(row)
 
     result = BenchmarkResult(
         settings=settings,
-        reference_forward_gflops=reference_flops / 1e9,
+        reference_forward_gflops=reference.total / 1e9,
+        reference_attention_gflops=reference.attention / 1e9,
         rows=rows)
     print(format_table(result), flush=True)
+    summary = format_chunking_summary(result)
+    if summary:
+        print(summary, flush=True)
     if args.out:
         with open(args.out, 'w') as file:
             json.dump(asdict(result), file, indent=2)

@@ -1,4 +1,5 @@
+from .masked_mocov3_vit import MaskedMoCoV3ViT
 from .masked_vit import MaskedViT
 from .simmim_vit import SimMIMViT
 
-__all__ = ['MaskedViT', 'SimMIMViT']
+__all__ = ['MaskedViT', 'MaskedMoCoV3ViT', 'SimMIMViT']

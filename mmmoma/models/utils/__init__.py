@@ -9,13 +9,15 @@ from .strict_pretrained import StrictPretrained
 from .token_selection import (TokenSplit, check_mask_ratio, expand_mask,
                               gather_tokens, num_visible_tokens,
                               random_block_mask, random_token_split,
-                              split_into_groups, split_prefix, unfold_groups)
+                              shuffled_chunks, split_into_groups, split_prefix,
+                              unfold_groups)
 from .von_mises_fisher import spherical_mean, vmf_concentration
 
 __all__ = [
     'FrozenTeacher', 'KeyQueue', 'StrictPretrained', 'TokenSplit',
     'check_mask_ratio', 'gather_tokens', 'num_visible_tokens',
-    'random_token_split', 'split_into_groups', 'split_prefix',
+    'random_token_split', 'shuffled_chunks', 'split_into_groups',
+    'split_prefix',
     'unfold_groups', 'expand_mask', 'random_block_mask',
     'check_unit_interval', 'cosine_momentum', 'ema_update_',
     'detect_checkpoint_format', 'load_backbone_state_dict',

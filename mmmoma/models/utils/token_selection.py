@@ -128,6 +128,43 @@ def split_into_groups(ids: Tensor, num_groups: int,
     return groups, ids[:, used:]
 
 
+def shuffled_chunks(batch_size: int,
+                    num_tokens: int,
+                    num_chunks: int,
+                    name: str = 'num_chunks',
+                    device: Optional[torch.device] = None,
+                    generator: Optional[torch.Generator] = None
+                    ) -> Tuple[Tensor, Tensor]:
+    """Shuffle each sample's patches and cut them into equal chunks (M-MoCo).
+
+    M-MoCo (§3.2, Fig. 2) shuffles the N patch tokens and slices the
+    sequence into n chunks of equal length. When n does not divide N, each
+    chunk gets ``N // n`` tokens and the ``N % n`` tokens at the end of the
+    shuffled order (a different random set every call) are left out, as
+    ``split_into_groups`` does. One chunk (n = 1) is the whole image in
+    row-major order, no shuffle: the plain ViT forward.
+
+    Args:
+        batch_size (int): B.
+        num_tokens (int): N, patch tokens per image.
+        num_chunks (int): n, 1 <= n <= N.
+        name (str): the config field named in error messages.
+        device (torch.device, optional): device of the index tensors.
+        generator (torch.Generator, optional): random generator.
+
+    Returns:
+        tuple[Tensor, Tensor]: chunks (B, n, N // n) of patch indices and
+        the left-out indices (B, N % n).
+    """
+    if num_chunks == 1:
+        ids = torch.arange(num_tokens, device=device).expand(batch_size, -1)
+    else:
+        noise = torch.rand(
+            batch_size, num_tokens, device=device, generator=generator)
+        ids = torch.argsort(noise, dim=1)
+    return split_into_groups(ids, num_chunks, name)
+
+
 def gather_tokens(tokens: Tensor, ids: Tensor) -> Tensor:
     """Select tokens per sample.
 

@@ -3,8 +3,9 @@ import torch
 
 from mmmoma.models.utils import (check_mask_ratio, expand_mask, gather_tokens,
                                  num_visible_tokens, random_block_mask,
-                                 random_token_split, split_into_groups,
-                                 split_prefix, unfold_groups)
+                                 random_token_split, shuffled_chunks,
+                                 split_into_groups, split_prefix,
+                                 unfold_groups)
 
 
 @pytest.mark.parametrize('mask_ratio', [0.0, 0.75, 0.9])
@@ -137,3 +138,54 @@ def test_expand_mask_repeats_every_cell():
 def test_block_mask_checks_the_ratio(bad):
     with pytest.raises(ValueError, match='mask_ratio'):
         random_block_mask(2, (4, 4), bad)
+
+
+# ----------------------------------------------------------------------
+# shuffled chunks (M-MoCo)
+# ----------------------------------------------------------------------
+@pytest.mark.parametrize('num_chunks', [1, 2, 4, 6, 7, 8, 63, 64])
+def test_chunks_and_left_out_use_every_patch_exactly_once(num_chunks):
+    batch, num_tokens = 3, 64
+    chunks, left_out = shuffled_chunks(batch, num_tokens, num_chunks)
+    assert chunks.shape == (batch, num_chunks, num_tokens // num_chunks)
+    assert left_out.shape == (batch, num_tokens % num_chunks)
+    assert chunks.dtype == left_out.dtype == torch.long
+    for b in range(batch):
+        every = torch.cat([chunks[b].flatten(), left_out[b]])
+        assert torch.equal(every.sort().values, torch.arange(num_tokens))
+
+
+def test_six_chunks_of_64_leave_a_random_four_out():
+    generator = torch.Generator().manual_seed(0)
+    chunks, first = shuffled_chunks(2, 64, 6, generator=generator)
+    assert chunks.shape == (2, 6, 10) and first.shape == (2, 4)
+    _, second = shuffled_chunks(2, 64, 6, generator=generator)
+    # a different left-out set on the next call (and per sample)
+    assert set(first[0].tolist()) != set(second[0].tolist())
+    assert set(first[0].tolist()) != set(first[1].tolist())
+
+
+def test_chunks_are_random_per_sample_and_reproducible():
+    a, _ = shuffled_chunks(4, 64, 4,
+                           generator=torch.Generator().manual_seed(2))
+    b, _ = shuffled_chunks(4, 64, 4,
+                           generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b)
+    assert set(a[0, 0].tolist()) != set(a[1, 0].tolist())
+    # shuffled, not row-major runs
+    assert not torch.equal(a[0].flatten(), torch.arange(64))
+
+
+def test_one_chunk_is_the_row_major_image():
+    generator = torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    chunks, left_out = shuffled_chunks(2, 64, 1, generator=generator)
+    assert torch.equal(chunks, torch.arange(64).expand(2, 1, 64))
+    assert left_out.shape == (2, 0)
+    assert torch.equal(generator.get_state(), state)  # nothing drawn
+
+
+@pytest.mark.parametrize('bad', [0, -1, 65, 2.5, True, '4'])
+def test_invalid_chunk_count_names_the_field(bad):
+    with pytest.raises(ValueError, match=r'MaskedMoCoV3\.num_chunks'):
+        shuffled_chunks(2, 64, bad, name='MaskedMoCoV3.num_chunks')

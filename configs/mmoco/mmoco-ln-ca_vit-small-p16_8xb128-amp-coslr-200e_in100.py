@@ -1,0 +1,26 @@
+# M-MoCo ViT-S/16 on ImageNet-100 with LayerNorm heads and two
+# class-attention blocks between the backbone and the projector (paper
+# Table 3, "LayerNorm + CA"; CaiT blocks that keep the backbone's CLS
+# token). 12 heads and MLP ratio 4 as the backbone's blocks.
+_base_ = [
+    '../_base_/models/mmoco_vit-base-p16.py',
+    '../_base_/datasets/imagenet100_bs128_mmoco.py',
+    '../_base_/schedules/mmoco_adamw_200e.py',
+    '../_base_/default_runtime.py',
+]
+# MoCo v3's ViT-S (12 heads; mmpretrain's 'mocov3-small', spelled out
+# for every VisionTransformer subclass)
+vit_small = dict(
+    embed_dims=384, num_layers=12, num_heads=12, feedforward_channels=1536)
+model = dict(
+    backbone=dict(arch=dict(_delete_=True, **vit_small)),
+    cross_attention=dict(
+        type='ClassAttentionBlocks', num_heads=12, num_blocks=2))
+# TeacherEMAHook updates the momentum encoder after every iteration;
+# ConcentrationMonitorHook logs the chunks' vMF concentration (paper §3.4,
+# Fig. 6) as train/kappa_{rep,projector,predictor} every 50 iterations.
+custom_hooks = [
+    dict(type='RNGStateHook'),
+    dict(type='TeacherEMAHook'),
+    dict(type='ConcentrationMonitorHook', interval=50),
+]

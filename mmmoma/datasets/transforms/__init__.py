@@ -1,0 +1,3 @@
+from .contrastive_views import ContrastiveViews
+
+__all__ = ['ContrastiveViews']
