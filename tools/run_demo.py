@@ -7,7 +7,17 @@ table, next to raw pixels and a randomly initialised ViT. The table is also
 written to ``<work-dir>/results.md``. Each step runs the real command-line
 tool in a subprocess, as a user would.
 
+Independent steps run side by side: ``--jobs`` subprocesses at a time
+(default 2), each with ``cpu_count // jobs`` intra-op threads
+(``OMP_NUM_THREADS``). The tiny demo models use two threads poorly, so two
+one-thread jobs finish sooner than one two-thread job after another. A
+method waits for the methods whose checkpoints it needs (teachers,
+initialisations). Every subprocess is seeded by its config, and its thread
+count depends only on ``--jobs``, so the table does not depend on the order
+in which jobs happen to run.
+
 Usage: python tools/run_demo.py [--work-dir work_dirs/demo] [--only NAME ...]
+                                [--jobs N]
 """
 import argparse
 import glob
@@ -16,7 +26,9 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -108,20 +120,49 @@ METHODS: List[DemoMethod] = [
 ]
 
 
+class JobSlots:
+    """At most ``jobs`` subprocesses at a time, ``threads`` threads each."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self.threads = max(1, (os.cpu_count() or 1) // jobs)
+        self._slots = threading.Semaphore(jobs)
+        self._print_lock = threading.Lock()
+
+    def run(self, cmd: List[str], log_path: str) -> float:
+        """Run a tool in a free slot, log its output to a file; return its
+        wall seconds (from start to end, not counting the wait)."""
+        os.makedirs(osp.dirname(log_path), exist_ok=True)
+        env = dict(os.environ, OMP_NUM_THREADS=str(self.threads))
+        with self._slots:
+            self.print(f'$ {" ".join(cmd)}')
+            start = time.time()
+            with open(log_path, 'w') as log:
+                proc = subprocess.run(
+                    cmd,
+                    cwd=REPO_ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT)
+            seconds = time.time() - start
+        if proc.returncode != 0:
+            with open(log_path) as log:
+                tail = log.read()[-3000:]
+            raise RuntimeError(f'command failed ({proc.returncode}): '
+                               f'{" ".join(cmd)}\nlog {log_path}:\n{tail}')
+        return seconds
+
+    def print(self, text: str) -> None:
+        with self._print_lock:
+            print(text, flush=True)
+
+
+SLOTS = JobSlots(jobs=1)  # replaced in main() by --jobs
+
+
 def run(cmd: List[str], log_path: str) -> float:
-    """Run a tool, log its output to a file; return wall seconds."""
-    start = time.time()
-    os.makedirs(osp.dirname(log_path), exist_ok=True)
-    print(f'$ {" ".join(cmd)}', flush=True)
-    with open(log_path, 'w') as log:
-        proc = subprocess.run(
-            cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        with open(log_path) as log:
-            tail = log.read()[-3000:]
-        sys.exit(f'command failed ({proc.returncode}), log {log_path}:\n'
-                 f'{tail}')
-    return time.time() - start
+    """Run a tool (in a job slot), log its output; return wall seconds."""
+    return SLOTS.run(cmd, log_path)
 
 
 def last_checkpoint(work_dir: str) -> str:
@@ -129,20 +170,21 @@ def last_checkpoint(work_dir: str) -> str:
         return f.read().strip()
 
 
-def teacher_checkpoint(name: str, checkpoints: Dict[str, str],
+def teacher_checkpoint(name: str, checkpoints: Dict[str, 'Future[str]'],
                        work_root: str) -> str:
-    """Final checkpoint of the earlier method ``name``: from this run, or
-    (with ``--only``) from a previous run in the same work dir."""
+    """Final checkpoint of the earlier method ``name``: from this run (waits
+    for it to finish pre-training), or (with ``--only``) from a previous run
+    in the same work dir."""
     if name in checkpoints:
-        return checkpoints[name]
+        return checkpoints[name].result()
     method = next((m for m in METHODS if m.name == name), None)
     if method is None:
         raise KeyError(f'unknown demo method {name!r}')
     work_dir = osp.join(work_root, method.work_dir_name)
     if not osp.exists(osp.join(work_dir, 'last_checkpoint')):
-        sys.exit(f'{name!r} is needed as a teacher / initialisation but has '
-                 f'no checkpoint in {work_dir}; run it first '
-                 f'(--only {name!r})')
+        raise RuntimeError(
+            f'{name!r} is needed as a teacher / initialisation but has no '
+            f'checkpoint in {work_dir}; run it first (--only {name!r})')
     return last_checkpoint(work_dir)
 
 
@@ -209,37 +251,15 @@ def format_table(rows: List[dict]) -> str:
     return '\n'.join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--only', nargs='+', help='method names to run')
-    args = parser.parse_args()
-    work_root = osp.join(REPO_ROOT, args.work_dir)
-    os.makedirs(work_root, exist_ok=True)
-    started = time.time()
+def evaluate_method(method: DemoMethod, work_root: str,
+                    checkpoints: Dict[str, 'Future[str]']) -> List[dict]:
+    """Pre-train one method (after its teachers), then evaluate its rows.
 
-    run([sys.executable, 'tools/dataset_converters/make_digit_scenes.py',
-         '--out', DATA_ROOT], osp.join(work_root, 'data.log'))
-
-    rows = []
-    # Baselines: raw pixels (kNN only) and a randomly initialised ViT.
-    pixels_dir = osp.join(work_root, 'raw_pixels')
-    os.makedirs(pixels_dir, exist_ok=True)
-    rows.append(dict(name='raw pixels', budget='—', finetune=None,
-                     knn=knn(FINETUNE_CONFIG, None, pixels_dir,
-                             ['--raw-pixels'])))
-    random_dir = osp.join(work_root, 'random_init')
-    os.makedirs(random_dir, exist_ok=True)
-    rows.append(dict(
-        name='random-init ViT', budget='—',
-        knn=knn(FINETUNE_CONFIG, None, random_dir,
-                ['--cfg-options', 'model.backbone.init_cfg=None']),
-        finetune=finetune(None, osp.join(random_dir, 'finetune'))))
-
-    checkpoints: Dict[str, str] = {}
-    for method in METHODS:
-        if args.only and method.name not in args.only:
-            continue
+    Sets ``checkpoints[method.name]`` as soon as the checkpoint exists, so
+    methods that need it can start while this one is being evaluated.
+    """
+    own_checkpoint = checkpoints[method.name]
+    try:
         work_dir = osp.join(work_root, method.work_dir_name)
         os.makedirs(work_dir, exist_ok=True)
         options = [
@@ -251,28 +271,89 @@ def main() -> None:
         cmd += ['--cfg-options', *options] if options else []
         seconds = run(cmd, osp.join(work_dir, 'pretrain.log'))
         checkpoint = last_checkpoint(work_dir)
-        checkpoints[method.name] = checkpoint
-        budget = pretrain_budget(work_dir, seconds)
-        # the same options: a distillation model builds its teachers
-        cfg_options = ['--cfg-options', *options] if options else []
-        evaluated = {method.name: 'backbone.', **method.extra_rows}
-        for row_name, prefix in evaluated.items():
-            eval_dir = work_dir if prefix == 'backbone.' else osp.join(
-                work_dir, prefix.rstrip('.'))
-            os.makedirs(eval_dir, exist_ok=True)
-            rows.append(dict(
-                name=row_name,
-                budget=budget,
-                knn=knn(method.config, checkpoint, eval_dir,
-                        ['--prefix', prefix, *cfg_options]),
-                finetune=finetune(checkpoint,
-                                  osp.join(eval_dir, 'finetune'), prefix)))
-            print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+        own_checkpoint.set_result(checkpoint)
+    except BaseException as error:  # waiting students fail too
+        own_checkpoint.set_exception(error)
+        raise
+    budget = pretrain_budget(work_dir, seconds)
+    # the same options: a distillation model builds its teachers
+    cfg_options = ['--cfg-options', *options] if options else []
+    rows = []
+    evaluated = {method.name: 'backbone.', **method.extra_rows}
+    for row_name, prefix in evaluated.items():
+        eval_dir = work_dir if prefix == 'backbone.' else osp.join(
+            work_dir, prefix.rstrip('.'))
+        os.makedirs(eval_dir, exist_ok=True)
+        rows.append(dict(
+            name=row_name,
+            budget=budget,
+            knn=knn(method.config, checkpoint, eval_dir,
+                    ['--prefix', prefix, *cfg_options]),
+            finetune=finetune(checkpoint, osp.join(eval_dir, 'finetune'),
+                              prefix)))
+        SLOTS.print(format_table(rows[-1:]).splitlines()[-1])
+    return rows
+
+
+def baseline_rows(work_root: str) -> List[dict]:
+    """Raw pixels (kNN only) and a randomly initialised ViT."""
+    pixels_dir = osp.join(work_root, 'raw_pixels')
+    os.makedirs(pixels_dir, exist_ok=True)
+    rows = [dict(name='raw pixels', budget='—', finetune=None,
+                 knn=knn(FINETUNE_CONFIG, None, pixels_dir,
+                         ['--raw-pixels']))]
+    random_dir = osp.join(work_root, 'random_init')
+    os.makedirs(random_dir, exist_ok=True)
+    rows.append(dict(
+        name='random-init ViT', budget='—',
+        knn=knn(FINETUNE_CONFIG, None, random_dir,
+                ['--cfg-options', 'model.backbone.init_cfg=None']),
+        finetune=finetune(None, osp.join(random_dir, 'finetune'))))
+    return rows
+
+
+def main() -> None:
+    global SLOTS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser.add_argument('--only', nargs='+', help='method names to run')
+    parser.add_argument(
+        '--jobs',
+        type=int,
+        default=2,
+        help='subprocesses run side by side (default 2), each with '
+        'cpu_count // jobs threads')
+    args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error(f'--jobs must be >= 1, got {args.jobs}')
+    SLOTS = JobSlots(args.jobs)
+    work_root = osp.join(REPO_ROOT, args.work_dir)
+    os.makedirs(work_root, exist_ok=True)
+    started = time.time()
+
+    run([sys.executable, 'tools/dataset_converters/make_digit_scenes.py',
+         '--out', DATA_ROOT], osp.join(work_root, 'data.log'))
+
+    methods = [m for m in METHODS if not args.only or m.name in args.only]
+    checkpoints: Dict[str, Future] = {m.name: Future() for m in methods}
+    # one thread per method chain (they mostly wait for a job slot); the
+    # baselines and methods without teachers go first
+    with ThreadPoolExecutor(max_workers=len(methods) + 1) as pool:
+        baselines = pool.submit(baseline_rows, work_root)
+        results = [
+            pool.submit(evaluate_method, method, work_root, checkpoints)
+            for method in methods
+        ]
+        rows = baselines.result()
+        for result in results:
+            rows += result.result()
 
     table = format_table(rows)
     minutes = (time.time() - started) / 60
     note = (f'\nDigit scenes (32 px, 10 classes), kNN: k=20, cosine, T=0.07; '
-            f'fine-tune: {osp.basename(FINETUNE_CONFIG)}. Total demo time: '
+            f'fine-tune: {osp.basename(FINETUNE_CONFIG)}. Pre-training '
+            f'seconds are wall time with {SLOTS.jobs} job(s) of '
+            f'{SLOTS.threads} thread(s) side by side. Total demo time: '
             f'{minutes:.1f} min.')
     with open(osp.join(work_root, 'results.md'), 'w') as f:
         f.write(table + '\n' + note + '\n')

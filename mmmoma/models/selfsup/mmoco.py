@@ -171,11 +171,6 @@ class MaskedSiamese(BaseSelfSupervisor):
             neck=neck,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        if not isinstance(self.backbone, MaskedViT):
-            raise ValueError(
-                f'{name}.backbone must be a MaskedViT (e.g. type='
-                f"'MaskedMoCoV3ViT'): chunks are encoded with its grouped "
-                f'forward; got {type(self.backbone).__name__}')
         if not self.backbone.with_cls_token:
             raise ValueError(f'{name}.backbone needs a CLS token (every '
                              'chunk gets its own, §3.2); set '
@@ -198,7 +193,8 @@ class MaskedSiamese(BaseSelfSupervisor):
             for part, module in self.online_encoder().items()
         })
         self.momentum_encoder.requires_grad_(False)
-        # set by ConcentrationMonitorHook; see record_features()
+        # set by ConcentrationMonitorHook: loss() then stores the chunk
+        # representations (B', n, d) of both views in chunk_features
         self.record_chunk_features = False
         self.chunk_features: Optional[Dict[str, Tensor]] = None
 
