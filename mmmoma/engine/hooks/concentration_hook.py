@@ -5,11 +5,12 @@ from typing import Dict, Optional
 import torch
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 from torch import Tensor
 
 from mmmoma.models.utils.von_mises_fisher import vmf_concentration
+
+from .utils import algorithm_with
 
 
 @HOOKS.register_module()
@@ -88,17 +89,11 @@ class ConcentrationMonitorHook(Hook):
     def _algorithm(runner) -> torch.nn.Module:
         """The (unwrapped) model, checked for the chunk-recording
         interface."""
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        for attr in ('num_chunks', 'record_chunk_features',
-                     'chunk_features'):
-            if not hasattr(model, attr):
-                raise TypeError(
-                    'ConcentrationMonitorHook needs a model that records '
-                    'its chunk features (num_chunks, record_chunk_features, '
-                    'chunk_features), e.g. MaskedMoCoV3 or MaskedBYOL; '
-                    f'{type(model).__name__} has no {attr!r}')
-        return model
+        return algorithm_with(
+            runner, 'ConcentrationMonitorHook',
+            'that records its chunk features',
+            ('num_chunks', 'record_chunk_features', 'chunk_features'),
+            'MaskedMoCoV3 or MaskedBYOL')
 
     def before_train(self, runner) -> None:
         model = self._algorithm(runner)

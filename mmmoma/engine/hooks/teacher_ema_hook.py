@@ -1,8 +1,9 @@
 """Drive the EMA teacher update of self-distillation algorithms (SdAE)."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.registry import HOOKS
+
+from .utils import algorithm_with
 
 
 @HOOKS.register_module()
@@ -27,15 +28,10 @@ class TeacherEMAHook(Hook):
 
     @staticmethod
     def _algorithm(runner):
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        for attr in ('momentum_update', 'teacher_momentum', 'update_teacher'):
-            if not hasattr(model, attr):
-                raise TypeError(
-                    f'TeacherEMAHook needs a model with an EMA teacher '
-                    f'(momentum_update, teacher_momentum, update_teacher), '
-                    f'e.g. SdAE; {type(model).__name__} has no {attr!r}')
-        return model
+        return algorithm_with(
+            runner, 'TeacherEMAHook', 'with an EMA teacher',
+            ('momentum_update', 'teacher_momentum', 'update_teacher'),
+            'SdAE')
 
     def before_train(self, runner) -> None:
         model = self._algorithm(runner)

@@ -29,6 +29,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from ..losses import queue_info_nce
+from ..utils.config_fill import fill_channels
 from ..utils.key_queue import KeyQueue
 from ..utils.momentum import check_unit_interval, cosine_momentum, ema_update_
 from ..utils.token_selection import (check_mask_ratio, expand_mask,
@@ -278,16 +279,10 @@ class MimCo(BaseSelfSupervisor):
                     in_channels: int,
                     out_channels: Optional[int] = None) -> nn.Module:
         """Build a head, filling (and checking) its channel counts."""
-        cfg = dict(cfg)
         fill = {'in_channels': in_channels}
         if out_channels is not None:
             fill['out_channels'] = out_channels
-        for key, value in fill.items():
-            if cfg.setdefault(key, value) != value:
-                raise ValueError(
-                    f'MimCo.{name}.{key}={cfg[key]} does not match {value} '
-                    '(the width of its input / target); leave it unset')
-        return MODELS.build(cfg)
+        return MODELS.build(fill_channels(cfg, f'MimCo.{name}', **fill))
 
     @staticmethod
     def _momentum_copy(projector: nn.Module) -> nn.Module:

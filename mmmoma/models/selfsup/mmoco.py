@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from ..backbones.masked_vit import MaskedViT
 from ..losses.siamese import multi_query_byol_loss, multi_query_info_nce
+from ..utils.config_fill import fill_channels
 from ..utils.momentum import check_unit_interval, cosine_momentum, ema_update_
 from ..utils.token_selection import gather_tokens, shuffled_chunks
 from ..utils.von_mises_fisher import spherical_mean
@@ -78,26 +79,6 @@ def check_num_chunks(value: int, num_patches: int, name: str) -> int:
             f'view; at most one patch per chunk for the backbone\'s '
             f'{num_patches} patches), got {value!r}')
     return value
-
-
-def fill_channels(cfg: dict, name: str, **widths: int) -> dict:
-    """Fill a module config's width arguments; a conflicting value raises.
-
-    Args:
-        cfg (dict): the module config.
-        name (str): the config field named in the error.
-        **widths: argument name -> the width it must have.
-
-    Returns:
-        dict: a copy of ``cfg`` with the widths set.
-    """
-    cfg = dict(cfg)
-    for key, value in widths.items():
-        if cfg.setdefault(key, value) != value:
-            raise ValueError(
-                f'{name}.{key}={cfg[key]} does not match {value} (the width '
-                'it is fed / must produce); leave it unset to fill it in')
-    return cfg
 
 
 class MaskedSiamese(BaseSelfSupervisor):

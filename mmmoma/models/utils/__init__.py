@@ -2,6 +2,7 @@ from .checkpoint_formats import (detect_checkpoint_format,
                                  load_backbone_state_dict,
                                  load_backbone_weights, load_state_dict_strict,
                                  timm_vit_to_mmpretrain)
+from .config_fill import fill_channels
 from .frozen_teacher import FrozenTeacher
 from .key_queue import KeyQueue
 from .momentum import check_unit_interval, cosine_momentum, ema_update_
@@ -15,6 +16,7 @@ from .von_mises_fisher import spherical_mean, vmf_concentration
 
 __all__ = [
     'FrozenTeacher', 'KeyQueue', 'StrictPretrained', 'TokenSplit',
+    'fill_channels',
     'check_mask_ratio', 'gather_tokens', 'num_visible_tokens',
     'random_token_split', 'shuffled_chunks', 'split_into_groups',
     'split_prefix',

@@ -1,0 +1,34 @@
+"""What mmmoma's hooks share: finding the algorithm behind the runner."""
+from typing import Sequence
+
+from mmengine.model import is_model_wrapper
+from torch import nn
+
+
+def algorithm_with(runner, hook: str, requirement: str,
+                   attributes: Sequence[str], example: str) -> nn.Module:
+    """The runner's model, unwrapped from DDP, checked for an interface.
+
+    Args:
+        runner: the MMEngine runner.
+        hook (str): the hook's name, for the error message.
+        requirement (str): what the hook needs of the model, e.g. ``'with
+            an EMA teacher'``.
+        attributes (Sequence[str]): the attributes the model must have.
+        example (str): models that have them, e.g. ``'SdAE'``.
+
+    Returns:
+        nn.Module: the (unwrapped) model.
+
+    Raises:
+        TypeError: naming the first missing attribute.
+    """
+    model = runner.model.module if is_model_wrapper(
+        runner.model) else runner.model
+    for attr in attributes:
+        if not hasattr(model, attr):
+            raise TypeError(
+                f'{hook} needs a model {requirement} '
+                f'({", ".join(attributes)}), e.g. {example}; '
+                f'{type(model).__name__} has no {attr!r}')
+    return model
