@@ -99,8 +99,11 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     for field in loader_fields:
         if cfg.get(field, None) is None:
             continue
-        loader = ConfigDict(pin_memory=True, persistent_workers=True,
-                            collate_fn=dict(type='default_collate'))
+        loader = ConfigDict(pin_memory=True, persistent_workers=True)
+        if cfg.get('default_scope', 'mmpretrain') == 'mmpretrain':
+            # mmpretrain's tools/train.py default; mmseg keeps mmengine's
+            # pseudo_collate (its data preprocessor pads the crops)
+            loader.collate_fn = dict(type='default_collate')
         loader.update(cfg[field])
         if args.no_pin_memory:
             loader.pin_memory = False

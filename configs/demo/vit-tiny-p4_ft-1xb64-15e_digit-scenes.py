@@ -41,7 +41,7 @@ max_epochs = 15
 optim_wrapper = dict(
     optimizer=dict(
         type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='LearningRateDecayOptimWrapperConstructor',
+    constructor='BackboneLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(
         layer_decay_rate=0.75,
         custom_keys={

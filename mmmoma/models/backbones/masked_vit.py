@@ -16,13 +16,14 @@ without an attention mask, so mmpretrain's ``MultiheadAttention`` keeps using
 from typing import Optional, Sequence, Tuple
 
 import torch
-from mmengine.model import initialize
 from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.models.utils import (build_2d_sincos_position_embedding,
                                      resize_pos_embed)
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
+from ..utils.strict_pretrained import (apply_strict_pretrained,
+                                       split_strict_pretrained)
 from ..utils.token_selection import gather_tokens
 
 
@@ -68,21 +69,19 @@ class MaskedViT(VisionTransformer):
         mmengine applies a non-``Pretrained`` ``init_cfg`` *before* the
         children's ``init_weights`` (which re-initialise the FFNs), and
         ``VisionTransformer`` re-draws ``pos_embed`` afterwards; so loading
-        is done here, last.
+        is done here, last. (As a child of a model, the parent's
+        ``init_weights`` already defers it; see ``install_load_last``.)
         """
         init_cfg = self.init_cfg
-        if not (isinstance(init_cfg, dict)
-                and init_cfg.get('type') == 'StrictPretrained'):
-            super().init_weights()
-            self._init_sincos_pos_embed()
-            return
-        self.init_cfg = None
+        rest, strict = split_strict_pretrained(init_cfg)
+        self.init_cfg = rest
         try:
             super().init_weights()
             self._init_sincos_pos_embed()
         finally:
             self.init_cfg = init_cfg
-        initialize(self, init_cfg)
+        for cfg in strict:
+            apply_strict_pretrained(self, cfg)
 
     def _init_sincos_pos_embed(self) -> None:
         if self.pos_embed_type != 'sincos':

@@ -12,11 +12,12 @@ from .token_selection import (TokenSplit, check_mask_ratio, expand_mask,
                               random_block_mask, random_token_split,
                               shuffled_chunks, split_into_groups, split_prefix,
                               unfold_groups)
+from .transfer import export_transfer_backbones
 from .von_mises_fisher import spherical_mean, vmf_concentration
 
 __all__ = [
     'FrozenTeacher', 'KeyQueue', 'StrictPretrained', 'TokenSplit',
-    'fill_channels',
+    'fill_channels', 'export_transfer_backbones',
     'check_mask_ratio', 'gather_tokens', 'num_visible_tokens',
     'random_token_split', 'shuffled_chunks', 'split_into_groups',
     'split_prefix',
