@@ -7,6 +7,13 @@ table, next to raw pixels and a randomly initialised ViT. The table is also
 written to ``<work-dir>/results.md``. Each step runs the real command-line
 tool in a subprocess, as a user would.
 
+A second, "Transfer" table: UperNet segmentation of the 64 px digit scenes
+(configs/demo/upernet_*digit-scenes-seg.py, mIoU of mmseg's IoUMetric),
+fine-tuned from a random initialisation and from the demo MOMA student
+(MAE→MoCo row's final checkpoint, through
+tools/model_converters/pretrain_to_transfer.py). These runs share the job
+slots with the rest.
+
 Independent steps run side by side: ``--jobs`` subprocesses at a time
 (default 2), each with ``cpu_count // jobs`` intra-op threads
 (``OMP_NUM_THREADS``). The tiny demo models use two threads poorly, so two
@@ -34,7 +41,10 @@ from typing import Dict, List, Optional
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DATA_ROOT = 'data/digit_scenes'
+SEG_DATA_ROOT = 'data/digit_scenes_seg'
 FINETUNE_CONFIG = 'configs/demo/vit-tiny-p4_ft-1xb64-15e_digit-scenes.py'
+SEG_CONFIG = 'configs/demo/upernet_vit-tiny-p4_1xb8-200it_digit-scenes-seg.py'
+SEG_IMG_SIZE = 64
 
 
 @dataclass
@@ -295,6 +305,72 @@ def evaluate_method(method: DemoMethod, work_root: str,
     return rows
 
 
+#: the pre-trained row of the Transfer table: this method's student
+TRANSFER_METHOD = 'MOMA MAE→MoCo'
+
+
+def transfer_backbone(checkpoint: str, out_dir: str) -> str:
+    """The mmseg backbone file (``SEG_IMG_SIZE`` px) of a pre-training
+    checkpoint, written by tools/model_converters/pretrain_to_transfer.py."""
+    os.makedirs(out_dir, exist_ok=True)
+    run([sys.executable, 'tools/model_converters/pretrain_to_transfer.py',
+         checkpoint, out_dir, '--seg-img-size', str(SEG_IMG_SIZE)],
+        osp.join(out_dir, 'convert.log'))
+    path = osp.join(out_dir, f'mmseg_backbone_{SEG_IMG_SIZE}px.pth')
+    if not osp.isfile(path):
+        raise RuntimeError(f'the converter wrote no {path}')
+    return path
+
+
+def segment(backbone: Optional[str], work_dir: str,
+            cfg_options: List[str] = ()) -> dict:
+    """Fine-tune the demo UperNet (SEG_CONFIG) on the segmentation scenes.
+
+    Args:
+        backbone: mmseg backbone file (``transfer_backbone``), loaded by
+            StrictPretrained; None for a random initialisation.
+        work_dir: the run's work dir (its log: ``segment.log``).
+        cfg_options: further ``--cfg-options`` (tests shrink the run).
+
+    Returns:
+        dict: ``miou``, the val mIoU (%) that mmseg's IoUMetric logged at
+        the end of the run, and ``seconds``, the run's wall time.
+    """
+    init = ([f'model.backbone.init_cfg.checkpoint={backbone}']
+            if backbone else ['model.backbone.init_cfg=None'])
+    seconds = run([sys.executable, 'tools/train.py', SEG_CONFIG,
+                   '--work-dir', work_dir, '--cfg-options', *init,
+                   *cfg_options], osp.join(work_dir, 'segment.log'))
+    return dict(miou=final_scalars(work_dir, 'mIoU'), seconds=seconds)
+
+
+def random_transfer_row(work_root: str) -> dict:
+    """UperNet on a randomly initialised ViT."""
+    result = segment(None, osp.join(work_root, 'transfer', 'random_init'))
+    row = dict(name='random-init ViT', **result)
+    SLOTS.print(format_transfer_table([row]).splitlines()[-1])
+    return row
+
+
+def pretrained_transfer_row(work_root: str,
+                            checkpoints: Dict[str, 'Future[str]']) -> dict:
+    """UperNet on the TRANSFER_METHOD student (waits for its checkpoint)."""
+    checkpoint = teacher_checkpoint(TRANSFER_METHOD, checkpoints, work_root)
+    work_dir = osp.join(work_root, 'transfer', 'moma_mae-to-moco')
+    result = segment(transfer_backbone(checkpoint, work_dir), work_dir)
+    row = dict(name=f'{TRANSFER_METHOD} student', **result)
+    SLOTS.print(format_transfer_table([row]).splitlines()[-1])
+    return row
+
+
+def format_transfer_table(rows: List[dict]) -> str:
+    lines = ['| backbone initialisation | UperNet mIoU (%) | fine-tune s |',
+             '|---|---|---|']
+    lines += [f'| {row["name"]} | {row["miou"]:.1f} | {row["seconds"]:.0f} |'
+              for row in rows]
+    return '\n'.join(lines)
+
+
 def baseline_rows(work_root: str) -> List[dict]:
     """Raw pixels (kNN only) and a randomly initialised ViT."""
     pixels_dir = osp.join(work_root, 'raw_pixels')
@@ -331,22 +407,36 @@ def main() -> None:
     os.makedirs(work_root, exist_ok=True)
     started = time.time()
 
-    run([sys.executable, 'tools/dataset_converters/make_digit_scenes.py',
-         '--out', DATA_ROOT], osp.join(work_root, 'data.log'))
+    # the Transfer table runs with the method whose student it fine-tunes
+    with_transfer = not args.only or TRANSFER_METHOD in args.only
+    data_cmd = [
+        sys.executable, 'tools/dataset_converters/make_digit_scenes.py',
+        '--out', DATA_ROOT
+    ]
+    if with_transfer:
+        data_cmd += ['--seg-out', SEG_DATA_ROOT,
+                     '--seg-img-size', str(SEG_IMG_SIZE)]
+    run(data_cmd, osp.join(work_root, 'data.log'))
 
     methods = [m for m in METHODS if not args.only or m.name in args.only]
     checkpoints: Dict[str, Future] = {m.name: Future() for m in methods}
     # one thread per method chain (they mostly wait for a job slot); the
-    # baselines and methods without teachers go first
-    with ThreadPoolExecutor(max_workers=len(methods) + 1) as pool:
+    # baselines and methods without teachers go first, the segmentation
+    # runs last (they fill the slots while the others wait for teachers)
+    with ThreadPoolExecutor(max_workers=len(methods) + 3) as pool:
         baselines = pool.submit(baseline_rows, work_root)
         results = [
             pool.submit(evaluate_method, method, work_root, checkpoints)
             for method in methods
         ]
+        transfer = [
+            pool.submit(random_transfer_row, work_root),
+            pool.submit(pretrained_transfer_row, work_root, checkpoints),
+        ] if with_transfer else []
         rows = baselines.result()
         for result in results:
             rows += result.result()
+        transfer_rows = [result.result() for result in transfer]
 
     table = format_table(rows)
     minutes = (time.time() - started) / 60
@@ -355,6 +445,11 @@ def main() -> None:
             f'seconds are wall time with {SLOTS.jobs} job(s) of '
             f'{SLOTS.threads} thread(s) side by side. Total demo time: '
             f'{minutes:.1f} min.')
+    if transfer_rows:
+        note += (f'\n\nTransfer: UperNet segmentation of the digit scenes '
+                 f'({SEG_IMG_SIZE} px, 10 digits + background), '
+                 f'{osp.basename(SEG_CONFIG)}; val mIoU of mmseg\'s '
+                 f'IoUMetric.\n\n' + format_transfer_table(transfer_rows))
     with open(osp.join(work_root, 'results.md'), 'w') as f:
         f.write(table + '\n' + note + '\n')
     print('\n' + table + note)
