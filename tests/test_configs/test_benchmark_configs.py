@@ -64,6 +64,7 @@ def stand_ins(tmp_path_factory, tiny_image_folder):
             show_progress=False)['mmpretrain'])
     return dict(
         imagenet=str(imagenet),
+        imagenet100=tiny_image_folder,  # train/<class>/, val/<class>/
         cifar10=write_cifar_stand_in(str(root / 'cifar10'), 10, per_file=4),
         cifar100=write_cifar_stand_in(str(root / 'cifar100'), 100,
                                       per_file=20),
@@ -91,14 +92,20 @@ def tiny_vit(width_keys: List[str]) -> List[str]:
     return options + [f'{key}={TINY_VIT["embed_dims"]}' for key in width_keys]
 
 
+def imagenet(path: str, data: dict) -> str:
+    """The stand-in for the config's ImageNet: -1k (``type='ImageNet'``,
+    annotation files) or -100 (class-per-folder ``CustomDataset``)."""
+    return data['imagenet100' if path.endswith('_in100.py') else 'imagenet']
+
+
 def vit_finetune(path: str, data: dict) -> List[str]:
-    return [*loaders(data['imagenet'], 8),
+    return [*loaders(imagenet(path, data), 8),
             *tiny_vit(['model.head.in_channels']),
             f'model.backbone.init_cfg.checkpoint={data["pretrained"]["vit"]}']
 
 
 def vit_linear(path: str, data: dict) -> List[str]:
-    return [*loaders(data['imagenet'], 8),
+    return [*loaders(imagenet(path, data), 8),
             *tiny_vit(['model.head.in_channels',
                        'model.neck.input_features']),
             'model.backbone.frozen_stages=4',
@@ -130,12 +137,12 @@ def mmseg(path: str, data: dict) -> List[str]:
                         data['seg_pretrained'])
 
 
-#: config path pattern -> (recipe, what a finished run logs)
+#: config path pattern -> its shrink recipe (--cfg-options)
 RECIPES: Dict[str, Callable[[str, dict], List[str]]] = {
-    r'mmpretrain/vit-[a-z]+-p16_\w+-pre_8xb\d+-coslr-\d+e_in1k\.py$':
+    r'mmpretrain/vit-[a-z]+-p16_\w+-pre_8xb\d+-coslr-\d+e_in(1k|100)\.py$':
     vit_finetune,
-    r'mmpretrain/vit-base-p16_\w+-pre_8xb\d+-linear-coslr-\d+e_in1k\.py$':
-    vit_linear,
+    r'mmpretrain/vit-[a-z]+-p16_\w+-pre_8xb\d+-linear-coslr-\d+e_in(1k|100)'
+    r'\.py$': vit_linear,
     r'mmpretrain/swin-[a-z]+_\w+-pre_8xb\d+-coslr-\d+e_in1k\.py$':
     swin_finetune,
     r'mmpretrain/vit-base-p16_\w+-pre_8xb\d+-coslr-\d+e_cifar\d+\.py$':
@@ -151,6 +158,14 @@ def recipe_for(path: str) -> Callable[[str, dict], List[str]]:
         f'{config_id(path)}: {len(matches)} shrink recipes match; every '
         f'benchmark config needs exactly one (add it to RECIPES)')
     return matches[0]
+
+
+def test_a_config_without_shrink_recipe_fails():
+    unknown = os.path.join(BENCHMARKS, 'mmpretrain',
+                           'resnet50_new-pre_8xb32-coslr-100e_in1k.py')
+    with pytest.raises(AssertionError, match='0 shrink recipes match'):
+        recipe_for(unknown)
+    assert all(recipe_for(path) for path in CONFIGS)
 
 
 def backbone_tensors(path: str, prefix: str = '') -> Dict[str, torch.Tensor]:

@@ -1,8 +1,9 @@
 """The ImageNet / CIFAR transfer configs (configs/benchmarks/mmpretrain)
-hold each paper's recipe. (That every one of them trains and validates:
-test_benchmark_configs.py.)"""
+hold each paper's recipe, as loaded (unshrunk). (That every one of them
+trains and validates: test_benchmark_configs.py.)"""
 import glob
 import os
+from typing import NamedTuple
 
 import pytest
 from mmengine.config import Config
@@ -10,37 +11,78 @@ from mmengine.config import Config
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 CONFIG_DIR = os.path.join(REPO_ROOT, 'configs', 'benchmarks', 'mmpretrain')
+#: MoCo v3's ViT-S (12 heads), the arch every ViT-S pre-training uses
+VIT_SMALL = dict(embed_dims=384, num_layers=12, num_heads=12,
+                 feedforward_channels=1536)
 
-# name -> (lr, layer decay, epochs, GPUs x batch, drop path, width)
+
+class FineTune(NamedTuple):
+    blr: float  # lr per 256 images
+    layer_decay: float
+    epochs: int
+    batch: int  # GPUs x images per GPU
+    drop_path: float
+    arch: object  # the backbone's arch, as the pre-training's
+    width: int
+    classes: int
+    dataset: str
+
+
+MAE_VIT_B = FineTune(5e-4, 0.65, 100, 1024, 0.1, 'b', 768, 1000, 'ImageNet')
 FINETUNE = {
-    'vit-base-p16_sdae-pre_8xb128-coslr-100e_in1k': (2e-3, 0.65, 100, 1024,
-                                                     0.1, 768),
-    'vit-base-p16_mmoco-pre_8xb128-coslr-100e_in1k': (2e-3, 0.65, 100, 1024,
-                                                      0.1, 768),
-    'vit-base-p16_moma-pre_8xb128-coslr-100e_in1k': (1.5e-3, 0.65, 100,
-                                                     1024, 0.1, 768),
-    'vit-base-p16_mimco-pre_8xb128-coslr-100e_in1k': (2e-3, 0.65, 100, 1024,
-                                                      0.1, 768),
-    'vit-small-p16_mimco-pre_8xb128-coslr-300e_in1k': (2e-3, 0.75, 300,
-                                                       1024, 0.1, 384),
-    'swin-tiny_mimco-pre_8xb128-coslr-100e_in1k': (2e-3, 0.75, 100, 1024,
-                                                   0.1, 768),
-    'swin-base_mimco-pre_8xb128-coslr-100e_in1k': (2e-3, 0.75, 100, 1024,
-                                                   0.2, 1024),
-    'vit-base-p16_moma-pre_8xb64-coslr-100e_cifar10': (7.5e-4, 0.65, 100,
-                                                       512, 0.1, 768),
-    'vit-base-p16_moma-pre_8xb64-coslr-100e_cifar100': (7.5e-4, 0.65, 100,
-                                                        512, 0.1, 768),
+    # SdAE §4.1, M-MoCo §3.1 / Table 8: MAE's recipe
+    'vit-base-p16_sdae-pre_8xb128-coslr-100e_in1k': MAE_VIT_B,
+    'vit-base-p16_mmoco-pre_8xb128-coslr-100e_in1k': MAE_VIT_B,
+    # M-MoCo §3.1: ImageNet-100, ViT-S, MAE's recipe
+    'vit-small-p16_mmoco-pre_8xb128-coslr-100e_in100':
+    MAE_VIT_B._replace(arch=VIT_SMALL, width=384, classes=100,
+                       dataset='CustomDataset'),
+    # MOMA §4.1: lr 1.5e-3 at batch 1024
+    'vit-base-p16_moma-pre_8xb128-coslr-100e_in1k':
+    MAE_VIT_B._replace(blr=1.5e-3 / 4),
+    # MimCo §4.1 / Table 6
+    'vit-base-p16_mimco-pre_8xb128-coslr-100e_in1k': MAE_VIT_B,
+    'vit-small-p16_mimco-pre_8xb128-coslr-300e_in1k':
+    MAE_VIT_B._replace(layer_decay=0.75, epochs=300, arch=VIT_SMALL,
+                       width=384),
+    'swin-tiny_mimco-pre_8xb128-coslr-100e_in1k':
+    MAE_VIT_B._replace(layer_decay=0.75, arch='tiny'),
+    'swin-base_mimco-pre_8xb128-coslr-100e_in1k':
+    MAE_VIT_B._replace(layer_decay=0.75, drop_path=0.2, arch='base',
+                       width=1024),
+    # MOMA Table 6 / §4.3: MOMA's fine-tuning recipe at batch 512
+    'vit-base-p16_moma-pre_8xb64-coslr-100e_cifar10':
+    MAE_VIT_B._replace(blr=1.5e-3 / 4, batch=512, classes=10,
+                       dataset='CIFAR10'),
+    'vit-base-p16_moma-pre_8xb64-coslr-100e_cifar100':
+    MAE_VIT_B._replace(blr=1.5e-3 / 4, batch=512, classes=100,
+                       dataset='CIFAR100'),
 }
-# name -> (LARS lr, epochs, GPUs x batch)
+
+
+class Linear(NamedTuple):
+    blr: float
+    epochs: int
+    batch: int
+    arch: object
+    width: int
+    classes: int
+    dataset: str
+
+
 LINEAR = {
-    'vit-base-p16_sdae-pre_8xb2048-linear-coslr-90e_in1k': (6.4, 90, 16384),
-    'vit-base-p16_mmoco-pre_8xb512-linear-coslr-100e_in1k': (16.0, 100,
-                                                             4096),
+    # MAE appendix A.2 (SdAE §4.1 uses it): blr 0.1, batch 16384, 90 epochs
+    'vit-base-p16_sdae-pre_8xb2048-linear-coslr-90e_in1k':
+    Linear(0.1, 90, 16384, 'b', 768, 1000, 'ImageNet'),
+    # M-MoCo §3.1: blr 1.0, batch 4096, 100 epochs
+    'vit-base-p16_mmoco-pre_8xb512-linear-coslr-100e_in1k':
+    Linear(1.0, 100, 4096, 'b', 768, 1000, 'ImageNet'),
+    'vit-small-p16_mmoco-pre_8xb512-linear-coslr-100e_in100':
+    Linear(1.0, 100, 4096, VIT_SMALL, 384, 100, 'CustomDataset'),
 }
 
 
-def load(name):
+def load(name: str) -> Config:
     return Config.fromfile(os.path.join(CONFIG_DIR, name + '.py'))
 
 
@@ -52,60 +94,106 @@ def test_every_config_is_listed():
     assert names == set(FINETUNE) | set(LINEAR)
 
 
-def transforms(cfg, loader='train_dataloader'):
-    return [step['type'] for step in cfg[loader].dataset.pipeline]
+def steps(cfg: Config, loader: str = 'train_dataloader') -> dict:
+    """The pipeline's transforms by type."""
+    return {step['type']: step for step in cfg[loader].dataset.pipeline}
+
+
+def check_schedule(cfg: Config, epochs: int, warmup: int) -> None:
+    warm, cosine = cfg.param_scheduler
+    assert (warm['type'], warm['begin'], warm['end']) == ('LinearLR', 0,
+                                                          warmup)
+    assert (cosine['type'], cosine['begin'], cosine['end'],
+            cosine['T_max']) == ('CosineAnnealingLR', warmup, epochs,
+                                 epochs - warmup)
+    assert warm['convert_to_iter_based'] and cosine['convert_to_iter_based']
+    assert cfg.train_cfg.max_epochs == epochs
+
+
+def check_data(cfg: Config, recipe) -> None:
+    assert cfg.data_preprocessor.num_classes == recipe.classes
+    assert cfg.model.head.num_classes == recipe.classes
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert cfg[loader].dataset.type == recipe.dataset
+    assert cfg.train_dataloader.batch_size * 8 == recipe.batch
+    assert cfg.auto_scale_lr.base_batch_size == recipe.batch
+    # lr = blr x batch / 256 (MAE's scaling rule)
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(
+        recipe.blr * recipe.batch / 256)
 
 
 @pytest.mark.parametrize('name', sorted(FINETUNE))
 def test_finetune_recipe(name):
-    lr, decay, epochs, batch, drop_path, width = FINETUNE[name]
+    recipe = FINETUNE[name]
     cfg = load(name)
+    check_data(cfg, recipe)
     optimizer = cfg.optim_wrapper.optimizer
-    assert (optimizer.type, optimizer.lr, optimizer.weight_decay,
-            optimizer.betas) == ('AdamW', lr, 0.05, (0.9, 0.999))
+    assert (optimizer.type, optimizer.weight_decay, optimizer.betas) == (
+        'AdamW', 0.05, (0.9, 0.999))
     assert cfg.optim_wrapper.constructor == \
         'BackboneLayerDecayOptimWrapperConstructor'
-    assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == decay
-    assert cfg.train_cfg.max_epochs == epochs
-    assert cfg.param_scheduler[0]['end'] == 5  # warm-up epochs
-    assert cfg.param_scheduler[1]['end'] == epochs
-    assert cfg.param_scheduler[1]['T_max'] == epochs - 5
-    assert cfg.train_dataloader.batch_size * 8 == batch
-    assert cfg.auto_scale_lr.base_batch_size == batch
-    assert cfg.model.backbone.drop_path_rate == drop_path
-    assert cfg.model.head.in_channels == width
-    init = cfg.model.backbone.init_cfg
+    assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == \
+        recipe.layer_decay
+    check_schedule(cfg, recipe.epochs, warmup=5)
+    backbone = cfg.model.backbone
+    assert backbone.drop_path_rate == recipe.drop_path
+    assert backbone.arch == recipe.arch
+    assert cfg.model.head.in_channels == recipe.width
+    assert cfg.model.head.loss == dict(
+        type='LabelSmoothLoss', label_smooth_val=0.1, mode='original')
+    init = backbone.init_cfg
     assert init.type == 'StrictPretrained'
-    assert init.checkpoint.endswith('mmpretrain_backbone.pth')
-    augments = [aug['type'] for aug in cfg.model.train_cfg.augments]
-    if 'moma' in name:  # AutoAugment + CutMix (MOMA §4.1)
-        assert 'AutoAugment' in transforms(cfg)
-        assert augments == ['CutMix']
-    else:  # MAE: RandAugment, random erasing, mixup + cutmix
-        assert {'RandAugment', 'RandomErasing'} <= set(transforms(cfg))
-        assert augments == ['Mixup', 'CutMix']
-    if 'cifar' in name:
-        classes = int(name.rsplit('cifar', 1)[1])
-        assert cfg.model.head.num_classes == classes
-        assert cfg.train_dataloader.dataset.type == f'CIFAR{classes}'
-        assert cfg.train_dataloader.dataset.download is False
-        assert cfg.val_dataloader.dataset.download is False
+    assert init.checkpoint.startswith('checkpoints/')
+    assert init.checkpoint.endswith('/mmpretrain_backbone.pth')
+    if name.startswith('vit'):
+        assert backbone.type == 'MaskedViT'
+        # MAE's global pool + fc_norm (ln2): all the checkpoint lacks
+        assert backbone.out_type == 'avg_featmap'
+        assert init.allowed_missing == ['ln2.*']
     else:
-        assert cfg.model.head.num_classes == 1000
-        assert cfg.train_dataloader.dataset.type == 'ImageNet'
+        assert backbone.type == 'SwinTransformer'
+        assert init.get('allowed_missing', []) == []
+    augments = {aug['type']: aug for aug in cfg.model.train_cfg.augments}
+    train = steps(cfg)
+    if 'moma' in name:  # MOMA §4.1: crop, AutoAugment, CutMix
+        assert train['AutoAugment']['policies'] == 'imagenet'
+        assert 'RandAugment' not in train and 'RandomErasing' not in train
+        assert augments == {'CutMix': dict(type='CutMix', alpha=1.0)}
+    else:  # MAE: RandAugment m9-mstd0.5, erasing 0.25, mixup + cutmix
+        rand = train['RandAugment']
+        assert (rand['policies'], rand['num_policies'],
+                rand['magnitude_level'], rand['magnitude_std']) == (
+                    'timm_increasing', 2, 9, 0.5)
+        assert train['RandomErasing']['erase_prob'] == 0.25
+        assert augments == {'Mixup': dict(type='Mixup', alpha=0.8),
+                            'CutMix': dict(type='CutMix', alpha=1.0)}
+    if 'cifar' in name:  # 32 px images resized to 224; never downloaded
+        for loader in ('train_dataloader', 'val_dataloader'):
+            assert steps(cfg, loader)['Resize']['scale'] == 224
+            assert cfg[loader].dataset.download is False
+    else:
+        assert train['RandomResizedCrop']['scale'] == 224
+        assert steps(cfg, 'val_dataloader')['CenterCrop']['crop_size'] == 224
 
 
 @pytest.mark.parametrize('name', sorted(LINEAR))
 def test_linear_probe_recipe(name):
-    lr, epochs, batch = LINEAR[name]
+    recipe = LINEAR[name]
     cfg = load(name)
+    check_data(cfg, recipe)
     optimizer = cfg.optim_wrapper.optimizer
-    assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == (
-        'LARS', lr, 0.0)
-    assert cfg.train_cfg.max_epochs == epochs
-    assert cfg.param_scheduler[1]['end'] == epochs
-    assert cfg.train_dataloader.batch_size * 8 == batch
-    assert cfg.model.backbone.frozen_stages == 12  # all of ViT-B
-    assert cfg.model.neck.type == 'ClsBatchNormNeck'
-    assert transforms(cfg) == ['LoadImageFromFile', 'RandomResizedCrop',
-                               'RandomFlip', 'PackInputs']
+    assert (optimizer.type, optimizer.weight_decay, optimizer.momentum) == (
+        'LARS', 0.0, 0.9)
+    assert 'constructor' not in cfg.optim_wrapper
+    check_schedule(cfg, recipe.epochs, warmup=10)
+    backbone = cfg.model.backbone
+    assert backbone.arch == recipe.arch
+    assert backbone.frozen_stages == 12  # every block of the ViT
+    assert (backbone.out_type, backbone.final_norm) == ('cls_token', True)
+    assert 'allowed_missing' not in backbone.init_cfg  # loads everything
+    assert cfg.model.neck == dict(type='ClsBatchNormNeck',
+                                  input_features=recipe.width)
+    assert cfg.model.head.in_channels == recipe.width
+    assert list(steps(cfg)) == ['LoadImageFromFile', 'RandomResizedCrop',
+                                'RandomFlip', 'PackInputs']
+    assert 'augments' not in cfg.model.get('train_cfg', {})

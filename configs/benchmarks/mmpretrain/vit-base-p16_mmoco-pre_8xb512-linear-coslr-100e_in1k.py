@@ -1,6 +1,8 @@
 # M-MoCo §3.1 "Linear probing": LARS, blr 1.0 (lr 16 at batch 4096), wd 0,
 # batch 4096 = 8 x 512, 100 epochs; MAE's protocol otherwise (BN before the
-# head, 10 warm-up epochs).
+# head, 10 warm-up epochs). The paper reports linear accuracy only for its
+# ImageNet-100 ViT-S (..._in100.py); this applies the same protocol to the
+# ImageNet-1k ViT-B/16.
 _base_ = './_base_/vit-base-p16_linear-90e_in1k.py'
 max_epochs = 100
 warmup_epochs = 10

@@ -1,6 +1,7 @@
-# SdAE §4.1: ImageNet-1k fine-tuning "directly following most of the
-# hyper-parameters of MAE", 100 epochs (Table 2: 84.1 % after 300 pre-training
-# epochs). --encoder teacher in the bridge fine-tunes the EMA teacher.
+# SdAE §3.1 (papers/sdae.md numbering): ImageNet-1k fine-tuning "directly
+# following most of the hyper-parameters of MAE", 100 epochs (Table 2:
+# 84.1 % after 300 pre-training epochs). --encoder teacher in the bridge
+# fine-tunes the EMA teacher.
 _base_ = './_base_/vit-base-p16_ft-100e_in1k.py'
 model = dict(
     backbone=dict(

@@ -1,5 +1,5 @@
 # End-to-end fine-tuning of a pre-trained ViT-B/16 on ImageNet-1k: the MAE
-# recipe (MAE appendix A.1; SdAE §4.1 and M-MoCo Table 8 use it as is):
+# recipe (MAE appendix A.1; SdAE §3.1 and M-MoCo Table 8 use it as is):
 # batch 1024 = 8 x 128, AdamW lr 2e-3 (blr 5e-4 x 1024 / 256), betas
 # (0.9, 0.999), wd 0.05, layer decay 0.65, drop path 0.1, 100 epochs with 5
 # warm-up, label smoothing 0.1, mixup 0.8 + cutmix 1.0.
