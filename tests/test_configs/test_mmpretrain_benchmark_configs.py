@@ -14,6 +14,9 @@ CONFIG_DIR = os.path.join(REPO_ROOT, 'configs', 'benchmarks', 'mmpretrain')
 #: MoCo v3's ViT-S (12 heads), the arch every ViT-S pre-training uses
 VIT_SMALL = dict(embed_dims=384, num_layers=12, num_heads=12,
                  feedforward_channels=1536)
+#: the normalisation every pre-training config uses (RGB order)
+IMAGENET_RGB_MEAN = [123.675, 116.28, 103.53]
+IMAGENET_RGB_STD = [58.395, 57.12, 57.375]
 
 
 class FineTune(NamedTuple):
@@ -40,6 +43,9 @@ FINETUNE = {
     # MOMA §4.1: lr 1.5e-3 at batch 1024
     'vit-base-p16_moma-pre_8xb128-coslr-100e_in1k':
     MAE_VIT_B._replace(blr=1.5e-3 / 4),
+    # MOMA Table 3: the ViT-S student, the same recipe
+    'vit-small-p16_moma-pre_8xb128-coslr-100e_in1k':
+    MAE_VIT_B._replace(blr=1.5e-3 / 4, arch=VIT_SMALL, width=384),
     # MimCo §4.1 / Table 6
     'vit-base-p16_mimco-pre_8xb128-coslr-100e_in1k': MAE_VIT_B,
     'vit-small-p16_mimco-pre_8xb128-coslr-300e_in1k':
@@ -171,6 +177,11 @@ def test_finetune_recipe(name):
         for loader in ('train_dataloader', 'val_dataloader'):
             assert steps(cfg, loader)['Resize']['scale'] == 224
             assert cfg[loader].dataset.download is False
+        # the pre-training's (ImageNet) normalisation; CIFAR arrays are RGB
+        preprocessor = cfg.data_preprocessor
+        assert (preprocessor.mean, preprocessor.std, preprocessor.to_rgb) == (
+            IMAGENET_RGB_MEAN, IMAGENET_RGB_STD, False)
+        assert train['AutoAugment']['hparams']['pad_val'] == [124, 116, 104]
     else:
         assert train['RandomResizedCrop']['scale'] == 224
         assert steps(cfg, 'val_dataloader')['CenterCrop']['crop_size'] == 224

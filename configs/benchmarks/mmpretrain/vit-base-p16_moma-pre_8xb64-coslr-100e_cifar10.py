@@ -16,7 +16,7 @@ train_pipeline = [
     dict(
         type='AutoAugment',
         policies='imagenet',
-        hparams=dict(pad_val=[104, 116, 124], interpolation='bicubic')),
+        hparams=dict(pad_val=[124, 116, 104], interpolation='bicubic')),
     dict(type='PackInputs'),
 ]
 test_pipeline = [
@@ -24,11 +24,14 @@ test_pipeline = [
          interpolation='bicubic'),
     dict(type='PackInputs'),
 ]
+# The pre-training's normalisation (ImageNet statistics, as DeiT / MoCo v3
+# transfer), not CIFAR's own: the backbone expects those inputs. CIFAR arrays
+# are RGB already (hence to_rgb=False, and the RGB pad value above).
 data_preprocessor = dict(
     num_classes=num_classes,
-    mean=[125.307, 122.961, 113.8575],
-    std=[51.5865, 50.847, 51.255],
-    to_rgb=False)  # CIFAR arrays are RGB already
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    to_rgb=False)
 train_dataloader = dict(
     batch_size=64,
     dataset=dict(
