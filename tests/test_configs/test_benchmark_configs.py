@@ -16,17 +16,14 @@ from mmmoma.models.utils import export_transfer_backbones
 
 from ..test_tools.utils import REPO_ROOT, python, run
 from .cifar_stand_in import write_cifar_stand_in
-from .mmseg_stand_in import (shrink_mmseg, write_ade_stand_in,
-                             write_tiny_pretrained)
+from .mmseg_stand_in import (TINY_SWIN, TINY_VIT, shrink_mmseg,
+                             write_ade_stand_in, write_tiny_pretrained)
 
 BENCHMARKS = os.path.join(REPO_ROOT, 'configs', 'benchmarks')
 CONFIGS = sorted(
     path for path in glob.glob(
         os.path.join(BENCHMARKS, '**', '*.py'), recursive=True)
     if '_base_' not in path.split(os.sep))
-TINY_VIT = dict(embed_dims=32, num_layers=4, num_heads=2,
-                feedforward_channels=64)
-TINY_SWIN = dict(embed_dims=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2])
 
 
 def config_id(path: str) -> str:

@@ -2,16 +2,15 @@
 # 1-3, Fig. 7): LARS, blr 1.0 (lr 16 at batch 4096 = 8 x 512), wd 0, 100
 # epochs. The paper names nothing else: MAE's protocol of the base (frozen
 # backbone, CLS token, BatchNorm without affine before the linear head,
-# 10 warm-up epochs, crop + flip). Data as in the fine-tuning config.
-_base_ = './_base_/vit-base-p16_linear-90e_in1k.py'
+# 10 warm-up epochs, crop + flip). The ImageNet-1k M-MoCo linear config
+# holds that optimizer and schedule; this one changes data and arch only.
+# Data as in the fine-tuning config.
+_base_ = './vit-base-p16_mmoco-pre_8xb512-linear-coslr-100e_in1k.py'
 num_classes = 100
-max_epochs = 100
-warmup_epochs = 10
 vit_small = dict(
     embed_dims=384, num_layers=12, num_heads=12, feedforward_channels=1536)
 data_preprocessor = dict(num_classes=num_classes)
 train_dataloader = dict(
-    batch_size=512,
     dataset=dict(
         _delete_=True,
         type='CustomDataset',
@@ -33,23 +32,3 @@ model = dict(
                       'mmpretrain_backbone.pth')),
     neck=dict(input_features=vit_small['embed_dims']),
     head=dict(num_classes=num_classes, in_channels=vit_small['embed_dims']))
-optim_wrapper = dict(optimizer=dict(lr=16.0))
-param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-4,
-        by_epoch=True,
-        begin=0,
-        end=warmup_epochs,
-        convert_to_iter_based=True),
-    dict(
-        type='CosineAnnealingLR',
-        T_max=max_epochs - warmup_epochs,
-        by_epoch=True,
-        begin=warmup_epochs,
-        end=max_epochs,
-        eta_min=0.0,
-        convert_to_iter_based=True),
-]
-train_cfg = dict(max_epochs=max_epochs)
-auto_scale_lr = dict(base_batch_size=4096)
