@@ -42,8 +42,8 @@ from typing import Dict, List, Optional
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DATA_ROOT = 'data/digit_scenes'
 SEG_DATA_ROOT = 'data/digit_scenes_seg'
-FINETUNE_CONFIG = 'configs/demo/vit-tiny-p4_ft-1xb64-15e_digit-scenes.py'
-SEG_CONFIG = 'configs/demo/upernet_vit-tiny-p4_1xb8-200it_digit-scenes-seg.py'
+FINETUNE_CONFIG = 'configs/demo/vit-tiny-p4_ft-1xb64-10e_digit-scenes.py'
+SEG_CONFIG = 'configs/demo/upernet_vit-tiny-p4_1xb8-120it_digit-scenes-seg.py'
 SEG_IMG_SIZE = 64
 
 

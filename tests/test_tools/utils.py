@@ -15,7 +15,7 @@ MIMCO_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
 MMOCO_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
                           'mmoco_vit-tiny-p4_1xb128-8e_digit-scenes.py')
 FINETUNE_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
-                             'vit-tiny-p4_ft-1xb64-15e_digit-scenes.py')
+                             'vit-tiny-p4_ft-1xb64-10e_digit-scenes.py')
 
 
 def pretrain_overrides(data_root, max_epochs=1, batch_size=4):

@@ -37,7 +37,7 @@ model = dict(
         loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1),
         init_cfg=dict(type='TruncNormal', layer='Linear', std=2e-5)))
 
-max_epochs = 15
+max_epochs = 10
 optim_wrapper = dict(
     optimizer=dict(
         type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.05),
