@@ -388,6 +388,61 @@ def baseline_rows(work_root: str) -> List[dict]:
     return rows
 
 
+def masking_pictures(work_root: str, methods: List[DemoMethod]) -> None:
+    """One masking picture per pre-training config (its own pipeline and
+    masking code on 4 digit scenes), by
+    tools/analysis/visualize_masking.py, into ``<work-dir>/masks/``."""
+    out_dir = osp.join(work_root, 'masks')
+    run([sys.executable, 'tools/analysis/visualize_masking.py',
+         *[method.config for method in methods], '--images', '4', '--out',
+         out_dir], osp.join(out_dir, 'visualize.log'))
+
+
+def write_plots(work_root: str, methods: List[DemoMethod],
+                with_transfer: bool) -> List[str]:
+    """Training curves (tools/analysis/plot_curves.py's library): one figure
+    per pre-training run in its work dir, and the runs of each stage
+    overlaid in ``<work-dir>/curves_{pretrain,finetune,transfer}.png``.
+
+    Returns:
+        list[str]: what was written, relative to the work dir.
+    """
+    from mmmoma.visualization.curves import plot_runs, read_run
+    written = []
+    pretrain_runs = []
+    for method in methods:
+        work_dir = osp.join(work_root, method.work_dir_name)
+        pretrain_run = read_run(work_dir, method.name)
+        plot_runs([pretrain_run], osp.join(work_dir, 'curves.png'),
+                  f'{method.name}: {osp.basename(method.config)}')
+        pretrain_runs.append(pretrain_run)
+    written.append('<method>/curves.png')
+    stages = {'pretrain': pretrain_runs}
+    finetune_dirs = {'random-init ViT': osp.join(work_root, 'random_init')}
+    for method in methods:
+        finetune_dirs[method.name] = osp.join(work_root,
+                                              method.work_dir_name)
+        for row_name, prefix in method.extra_rows.items():
+            finetune_dirs[row_name] = osp.join(
+                work_root, method.work_dir_name, prefix.rstrip('.'))
+    stages['finetune'] = [
+        read_run(osp.join(work_dir, 'finetune'), name)
+        for name, work_dir in finetune_dirs.items()
+    ]
+    if with_transfer:
+        stages['transfer'] = [
+            read_run(osp.join(work_root, 'transfer', 'random_init'),
+                     'random-init ViT'),
+            read_run(osp.join(work_root, 'transfer', 'moma_mae-to-moco'),
+                     f'{TRANSFER_METHOD} student'),
+        ]
+    for stage, runs in stages.items():
+        name = f'curves_{stage}.png'
+        plot_runs(runs, osp.join(work_root, name), f'demo: {stage} runs')
+        written.append(name)
+    return written + ['masks/<config>.png (masking pictures)']
+
+
 def main() -> None:
     global SLOTS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -423,7 +478,7 @@ def main() -> None:
     # one thread per method chain (they mostly wait for a job slot); the
     # baselines and methods without teachers go first, the segmentation
     # runs last (they fill the slots while the others wait for teachers)
-    with ThreadPoolExecutor(max_workers=len(methods) + 3) as pool:
+    with ThreadPoolExecutor(max_workers=len(methods) + 4) as pool:
         baselines = pool.submit(baseline_rows, work_root)
         results = [
             pool.submit(evaluate_method, method, work_root, checkpoints)
@@ -433,12 +488,15 @@ def main() -> None:
             pool.submit(random_transfer_row, work_root),
             pool.submit(pretrained_transfer_row, work_root, checkpoints),
         ] if with_transfer else []
+        pictures = pool.submit(masking_pictures, work_root, methods)
         rows = baselines.result()
         for result in results:
             rows += result.result()
         transfer_rows = [result.result() for result in transfer]
+        pictures.result()
 
     table = format_table(rows)
+    plots = write_plots(work_root, methods, with_transfer)
     minutes = (time.time() - started) / 60
     note = (f'\nDigit scenes (32 px, 10 classes), kNN: k=20, cosine, T=0.07; '
             f'fine-tune: {osp.basename(FINETUNE_CONFIG)}. Pre-training '
@@ -453,7 +511,8 @@ def main() -> None:
     with open(osp.join(work_root, 'results.md'), 'w') as f:
         f.write(table + '\n' + note + '\n')
     print('\n' + table + note)
-    print(f'(table saved to {osp.join(args.work_dir, "results.md")})')
+    print(f'\nTable and plots in {args.work_dir}/: results.md (these '
+          'tables), ' + ', '.join(plots) + '.')
 
 
 if __name__ == '__main__':

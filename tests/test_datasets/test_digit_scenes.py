@@ -17,6 +17,8 @@ from mmmoma.datasets.digit_scenes import (CLASS_NAMES, _luma,
                                           split_digit_indices)
 from mmmoma.evaluation import weighted_knn_top1
 
+from ..test_tools.utils import PROGRESS_BAR
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 IMAGENET_MEAN = np.array([123.675, 116.28, 103.53])
 IMAGENET_STD = np.array([58.395, 57.12, 57.375])
@@ -180,6 +182,7 @@ def test_command_line(tmp_path):
     assert 'wrote digit scenes' in proc.stdout and '20 train / 10 val' in \
         proc.stdout
     assert len(png_files(out)) == 30
+    assert PROGRESS_BAR.search(proc.stdout), proc.stdout  # data preparation
 
 
 def test_raw_pixel_knn_on_default_set(tmp_path):

@@ -18,6 +18,7 @@ from mmmoma.models.utils.checkpoint_formats import (CheckpointFormatError,
                                                     CheckpointMismatchError)
 
 from ..helpers import MEAN, STD, folder_loader, tiny_mae_config
+from .utils import PROGRESS_BAR
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -79,6 +80,7 @@ def test_cli_reproduces_the_hook_value(trained, tmp_path):
         timeout=300,
         env=dict(os.environ, PYTHONPATH=REPO_ROOT))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert PROGRESS_BAR.search(proc.stdout), proc.stdout  # extraction
     match = re.search(r'^kNN top-1: (\d+\.\d\d)$', proc.stdout, re.M)
     assert match, proc.stdout
     assert float(match.group(1)) == round(trained['logged_top1'], 2)

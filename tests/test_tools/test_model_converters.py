@@ -29,6 +29,7 @@ from ..test_models.test_utils.test_moby_format import (SWIN_CONFIGS,
                                                        moby_release,
                                                        timm_features,
                                                        timm_swin)
+from .utils import PROGRESS_BAR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONVERTERS = REPO_ROOT / 'tools' / 'model_converters'
@@ -119,6 +120,7 @@ def test_mae_to_mmpretrain(tmp_path):
 
     vit = load_converted(dst, embed_dims=64, num_heads=4)
     assert f'Wrote {len(vit.state_dict())} keys to {dst}' in stdout
+    assert PROGRESS_BAR.search(stdout), stdout  # over the checkpoint keys
     meta = torch.load(dst, weights_only=True)['meta']
     assert meta['source_format'] == 'mae' and meta['source'] == str(src)
     assert_same_features(timm_model, timm_model.forward_features, vit)

@@ -1,7 +1,6 @@
 """The checkpoint bridge (tools/model_converters/pretrain_to_transfer.py):
 real mmmoma training checkpoints -> mmpretrain classifier / mmseg segmentor
 backbones whose features equal the pre-trained encoder's."""
-import importlib.util
 import os
 
 import pytest
@@ -15,7 +14,8 @@ from mmseg.registry import MODELS as SEG_MODELS
 from mmmoma.models.utils.checkpoint_formats import (CheckpointFormatError,
                                                     CheckpointMismatchError)
 
-from .utils import FINETUNE_DEMO, MMOCO_DEMO, REPO_ROOT, SDAE_DEMO, python, run
+from .utils import (FINETUNE_DEMO, MMOCO_DEMO, PROGRESS_BAR, REPO_ROOT,
+                    SDAE_DEMO, load_tool, python, run)
 
 SCRIPT = os.path.join(REPO_ROOT, 'tools', 'model_converters',
                       'pretrain_to_transfer.py')
@@ -23,11 +23,7 @@ SEG_SIZE = 64
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location('pretrain_to_transfer',
-                                                  SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(SCRIPT)
 
 
 def build_pretrainer(config):
@@ -113,6 +109,7 @@ def test_student_round_trip_to_mmpretrain_and_mmseg(sdae, tmp_path):
     files = {line.split(': ')[0]: line.split(': ')[1]
              for line in proc.stdout.splitlines() if ': ' in line}
     assert files['mmseg'].endswith(f'mmseg_backbone_{SEG_SIZE}px.pth')
+    assert PROGRESS_BAR.search(proc.stdout), proc.stdout
 
     # mmpretrain: the demo fine-tune classifier, pooled features
     x = torch.randn(2, 3, 32, 32)

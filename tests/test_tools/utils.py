@@ -1,4 +1,6 @@
+import importlib.util
 import os
+import re
 import subprocess
 import sys
 
@@ -16,6 +18,9 @@ MMOCO_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
                           'mmoco_vit-tiny-p4_1xb128-8e_digit-scenes.py')
 FINETUNE_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
                              'vit-tiny-p4_ft-1xb64-10e_digit-scenes.py')
+
+#: a line of MMEngine's ProgressBar, e.g. '3/3, 1.2 task/s'
+PROGRESS_BAR = re.compile(r'\d+/\d+, [\d.]+ task/s')
 
 
 def pretrain_overrides(data_root, max_epochs=1, batch_size=4):
@@ -46,3 +51,12 @@ def run(cmd, env=None, timeout=600):
 
 def python():
     return sys.executable
+
+
+def load_tool(path: str):
+    """Import a script under tools/ (not a package) as a module."""
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -98,7 +98,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.hub import get_config
 from mmengine.logging import MessageHub, MMLogger
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import build_optim_wrapper
@@ -107,6 +106,9 @@ from mmengine.runner import set_random_seed
 from mmengine.utils import ProgressBar
 
 import mmmoma  # noqa: F401  (registers components, applies compat fixes)
+from mmmoma.utils.config_tools import (CROP_SIZE_KEYS, find_train_pipeline,
+                                       load_config, override_pipeline_size,
+                                       walk_dicts)
 from mmmoma.utils.flops import (FlopBreakdown, count_flop_breakdown,
                                 train_step_flop_breakdown)
 
@@ -129,15 +131,6 @@ EXTRA_VIT_ARCHS: Dict[str, Dict[str, int]] = dict.fromkeys(
 #: width; a value equal to an old ViT width is replaced by the new width.
 WIDTH_KEYS = ('in_channels', 'embed_dim', 'embed_dims', 'in_dims',
               'out_dims')
-#: Output-size key of each crop / resize transform that is set to
-#: ``--img-size`` in the train pipeline.
-CROP_SIZE_KEYS = {
-    'ContrastiveViews': 'crop_size',
-    'RandomResizedCrop': 'scale',
-    'RandomCrop': 'crop_size',
-    'CenterCrop': 'crop_size',
-    'Resize': 'scale',
-}
 SKIPPED_TRANSFORMS = ('LoadImageFromFile', )
 #: Model types whose online encoder sees its views in chunks (M-MoCo,
 #: M-BYOL): the table is followed by :func:`format_chunking_summary`.
@@ -280,15 +273,6 @@ def parse_arch(text: str) -> Union[str, Dict[str, int]]:
     return text
 
 
-def load_config(path: str) -> Config:
-    """Load a config file, or a packaged one written ``package::path``."""
-    if '::' in path:
-        return get_config(path)
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path}')
-    return Config.fromfile(path)
-
-
 def _registered_class(type_name: Any) -> Optional[type]:
     """The class a config ``type`` refers to in the model registry."""
     if isinstance(type_name, type):
@@ -316,17 +300,6 @@ def _init_default(cls: type, name: str) -> Any:
                 return None
             return parameter.default
     return _MISSING
-
-
-def _walk_dicts(node: Any, path: str):
-    """Yield (path, dict) for every dict below ``node`` (depth first)."""
-    if isinstance(node, dict):
-        yield path, node
-        for key, value in node.items():
-            yield from _walk_dicts(value, f'{path}.{key}')
-    elif isinstance(node, (list, tuple)):
-        for index, value in enumerate(node):
-            yield from _walk_dicts(value, f'{path}[{index}]')
 
 
 def override_model_size(model_cfg: Dict[str, Any], arch: Dict[str, int],
@@ -370,7 +343,7 @@ def override_model_size(model_cfg: Dict[str, Any], arch: Dict[str, int],
             changes.append(f'{path}.{key}: {node.get(key)!r} -> {value!r}')
             node[key] = value
 
-    for path, node in list(_walk_dicts(model_cfg, 'model')):
+    for path, node in list(walk_dicts(model_cfg, 'model')):
         cls = _registered_class(node.get('type'))
         if cls is None or not issubclass(cls, vit_class) or any(
                 path.startswith(vit_path + '.') for vit_path in vit_paths):
@@ -392,7 +365,7 @@ def override_model_size(model_cfg: Dict[str, Any], arch: Dict[str, int],
                          'cannot be applied to it')
 
     num_patches = (img_size // patch_size)**2
-    for path, node in list(_walk_dicts(model_cfg, 'model')):
+    for path, node in list(walk_dicts(model_cfg, 'model')):
         if any(path == vit_path or path.startswith(vit_path + '.')
                for vit_path in vit_paths):
             continue
@@ -502,34 +475,6 @@ def sweep_row_name(name: str, key: str, value: Any) -> str:
     return f'{name} [{key.rsplit(".", 1)[-1]}={value}]'
 
 
-def find_train_pipeline(cfg: Config) -> List[Dict[str, Any]]:
-    """The train pipeline of ``cfg.train_dataloader`` (through dataset
-    wrappers such as ``RepeatDataset``)."""
-    dataset = cfg.get('train_dataloader', {}).get('dataset')
-    while isinstance(dataset, dict):
-        if 'pipeline' in dataset:
-            return dataset['pipeline']
-        dataset = dataset.get('dataset')
-    raise ValueError('the config has no train_dataloader.dataset.pipeline')
-
-
-def override_pipeline_size(pipeline: List[Dict[str, Any]],
-                           img_size: int) -> List[str]:
-    """Set the output size of every crop / resize transform (also inside
-    ``MultiView`` / ``RandomApply``) to ``img_size``, in place.
-
-    Returns:
-        The rewritten fields, as ``path: old -> new`` strings.
-    """
-    changes = []
-    for path, node in _walk_dicts(pipeline, 'pipeline'):
-        key = CROP_SIZE_KEYS.get(node.get('type'))
-        if key is not None and node.get(key) != img_size:
-            changes.append(f'{path}.{key}: {node.get(key)!r} -> {img_size}')
-            node[key] = img_size
-    return changes
-
-
 # ----------------------------------------------------------------------------
 # Checkpoints the model loads at build / init time
 # ----------------------------------------------------------------------------
@@ -573,7 +518,7 @@ def find_checkpoint_references(
     ``StrictPretrained`` init checkpoint (``init_cfg`` a dict or a list of
     dicts) in a model config, depth first."""
     references = []
-    for path, node in _walk_dicts(model_cfg, 'model'):
+    for path, node in walk_dicts(model_cfg, 'model'):
         if _is_frozen_teacher_cfg(path, node):
             if not isinstance(node.get('network'), dict):
                 raise ValueError(f'{path}.network: a FrozenTeacher needs a '

@@ -355,6 +355,18 @@ class MimCo(BaseSelfSupervisor):
             batch_size, self.mask_grid(image_size), self.mask_ratio,
             device=device, generator=generator)
 
+    def student_mask(self, mask: Tensor) -> Tensor:
+        """The mask on the student's patch grid.
+
+        Args:
+            mask (Tensor): bool (B, H / s, W / s) from :meth:`generate_mask`.
+
+        Returns:
+            Tensor: bool (B, H / p, W / p), True = the patch is replaced by
+            the mask token, p the backbone's patch size.
+        """
+        return expand_mask(mask, self.mask_patch_size // self.model_patch_size)
+
     def _feature_mask(self, mask: Tensor, image_size: Tuple[int, int],
                       feature_size: Tuple[int, int]) -> Tensor:
         """The mask on the feature-map grid (B, h, w)."""
@@ -393,8 +405,7 @@ class MimCo(BaseSelfSupervisor):
         batch_size, _, height, width = images.shape
         self._check_queues(batch_size * get_world_size())
         mask = self.generate_mask(batch_size, (height, width), images.device)
-        student_mask = expand_mask(
-            mask, self.mask_patch_size // self.model_patch_size)
+        student_mask = self.student_mask(mask)
         student = self.backbone(images, mask=student_mask)[-1]  # z
         teacher = self.teacher(images)[-1]  # z_k, no grad
         if student.shape[0] != teacher.shape[0] or \

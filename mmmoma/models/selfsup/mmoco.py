@@ -212,6 +212,33 @@ class MaskedSiamese(BaseSelfSupervisor):
     # ------------------------------------------------------------------
     # chunked encoding
     # ------------------------------------------------------------------
+    def chunk_ids(self,
+                  batch_size: int,
+                  num_tokens: int,
+                  num_chunks: int,
+                  device: Optional[torch.device] = None,
+                  generator: Optional[torch.Generator] = None,
+                  field: str = 'num_chunks') -> Tensor:
+        """Shuffle each image's patches and cut them into ``num_chunks``
+        chunks (§3.2; see :func:`shuffled_chunks`).
+
+        Args:
+            batch_size (int): B.
+            num_tokens (int): N, patch tokens per image.
+            num_chunks (int): n (1: the full view, row-major).
+            device (torch.device, optional): device of the indices.
+            generator (torch.Generator, optional): draws the shuffle.
+            field (str): the config field errors name.
+
+        Returns:
+            Tensor: (B, n, N // n) patch indices; the ``N % n`` left-over
+            patches of the shuffle are in no chunk.
+        """
+        token_ids, _ = shuffled_chunks(batch_size, num_tokens, num_chunks,
+                                       f'{type(self).__name__}.{field}',
+                                       device, generator)
+        return token_ids
+
     def encode_chunks(self,
                       images: Tensor,
                       num_chunks: int,
@@ -236,9 +263,8 @@ class MaskedSiamese(BaseSelfSupervisor):
         backbone = encoder['backbone']
         tokens, patch_resolution = backbone.embed_patches(images)
         batch_size = tokens.shape[0]
-        token_ids, _ = shuffled_chunks(
-            batch_size, tokens.shape[1], num_chunks,
-            f'{type(self).__name__}.{field}', tokens.device, generator)
+        token_ids = self.chunk_ids(batch_size, tokens.shape[1], num_chunks,
+                                   tokens.device, generator, field)
         tokens = backbone.encode(
             gather_tokens(tokens, token_ids.flatten(1)), patch_resolution,
             num_chunks)[-1]  # (B·n, 1 + L, C)

@@ -21,8 +21,8 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
-from ..utils.token_selection import (check_mask_ratio, gather_tokens,
-                                     random_token_split)
+from ..utils.token_selection import (TokenSplit, check_mask_ratio,
+                                     gather_tokens, random_token_split)
 
 ALIGN_MODES = ('cls', 'visible', 'both')
 WEIGHTING_MODES = ('fixed', 'uncertainty')
@@ -173,6 +173,27 @@ class MOMA(BaseSelfSupervisor):
         """Student features of unmasked images (kNN, fine-tuning checks)."""
         return self.backbone(inputs)
 
+    def student_split(self,
+                      batch_size: int,
+                      num_tokens: int,
+                      device: Optional[torch.device] = None,
+                      generator: Optional[torch.Generator] = None
+                      ) -> TokenSplit:
+        """The student's mask of one view: ``mask_ratio`` of the patches
+        hidden, a new random set per image (``x ⊙ M`` of Eq. 3).
+
+        Args:
+            batch_size (int): B.
+            num_tokens (int): N, patch tokens per image.
+            device (torch.device, optional): device of the indices.
+            generator (torch.Generator, optional): random generator.
+
+        Returns:
+            TokenSplit: visible ``ids_keep`` (B, N_keep) and masked ids.
+        """
+        return random_token_split(batch_size, num_tokens, self.mask_ratio,
+                                  device=device, generator=generator)
+
     def loss(self, inputs: Union[Tensor, List[Tensor]],
              data_samples: List[DataSample], **kwargs) -> Dict[str, Tensor]:
         """Eq. (3) / (4).
@@ -200,9 +221,8 @@ class MOMA(BaseSelfSupervisor):
         students = {}
         for view in sorted(set(self.student_views.values())):
             tokens, resolution = self.backbone.embed_patches(views[view])
-            split = random_token_split(
-                tokens.shape[0], tokens.shape[1], self.mask_ratio,
-                device=tokens.device)
+            split = self.student_split(tokens.shape[0], tokens.shape[1],
+                                       tokens.device)
             encoded = self.backbone.encode(
                 gather_tokens(tokens, split.ids_keep), resolution)[-1]
             students[view] = (encoded, split.ids_keep)

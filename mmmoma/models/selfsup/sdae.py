@@ -18,7 +18,7 @@ The EMA update runs outside the forward pass, from ``TeacherEMAHook``
 (after every epoch by default, or after every iteration).
 """
 import copy
-from typing import Dict, List, NamedTuple, Optional, Union
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -348,11 +348,38 @@ class SdAE(BaseSelfSupervisor):
         ema_update_(self.teacher, self.backbone, momentum)
         self.teacher_updates += 1
 
-    def teacher_tokens(self, split: TokenSplit) -> TeacherTokens:
+    def sample_tokens(self,
+                      batch_size: int,
+                      num_tokens: int,
+                      device: Optional[torch.device] = None,
+                      generator: Optional[torch.Generator] = None
+                      ) -> Tuple[TokenSplit, TeacherTokens]:
+        """The student's random mask and the teacher's folds (§2.2).
+
+        Args:
+            batch_size (int): B.
+            num_tokens (int): N, patch tokens per image.
+            device (torch.device, optional): device of the indices.
+            generator (torch.Generator, optional): random generator.
+
+        Returns:
+            tuple[TokenSplit, TeacherTokens]: the student's visible / masked
+            tokens, and the teacher's folds of them (see
+            :func:`select_teacher_tokens`).
+        """
+        split = random_token_split(batch_size, num_tokens, self.mask_ratio,
+                                   device=device, generator=generator)
+        return split, self.teacher_tokens(split, generator)
+
+    def teacher_tokens(self,
+                       split: TokenSplit,
+                       generator: Optional[torch.Generator] = None
+                       ) -> TeacherTokens:
         """The teacher's folds for a student split (see
         :func:`select_teacher_tokens`)."""
         return select_teacher_tokens(split, self.teacher_input,
-                                     self.num_folds, self.crop_ratio)
+                                     self.num_folds, self.crop_ratio,
+                                     generator)
 
     @torch.no_grad()
     def targets(self, images: Tensor, tokens: TeacherTokens) -> Tensor:
@@ -398,13 +425,12 @@ class SdAE(BaseSelfSupervisor):
             inputs = inputs[0]
         embedded, resolution = self.backbone.embed_patches(inputs)
         batch_size, num_tokens, _ = embedded.shape
-        split = random_token_split(batch_size, num_tokens, self.mask_ratio,
-                                   device=inputs.device)
+        split, tokens = self.sample_tokens(batch_size, num_tokens,
+                                           inputs.device)
         latent = self.backbone.encode(
             gather_tokens(embedded, split.ids_keep), resolution)[-1]
         prediction = self.neck(latent, split.ids_restore)  # (B, N, C)
 
-        tokens = self.teacher_tokens(split)
         target = self.targets(inputs, tokens)
         prediction = gather_tokens(prediction, tokens.target_ids)
         return dict(

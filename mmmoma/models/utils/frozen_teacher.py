@@ -1,5 +1,6 @@
 """A frozen, pre-trained teacher network (MOMA, MimCo)."""
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import torch
 from mmengine.logging import MMLogger
@@ -7,6 +8,25 @@ from mmpretrain.registry import MODELS
 from torch import nn
 
 from .checkpoint_formats import load_backbone_weights, load_state_dict_strict
+
+_READ_CHECKPOINTS = [True]
+
+
+@contextmanager
+def teachers_without_weights() -> Iterator[None]:
+    """Build ``FrozenTeacher`` s without reading their checkpoints.
+
+    For tools that use only a model's structure and hyper-parameters (the
+    masking visualiser): inside the context a teacher keeps its network's
+    random initial weights (frozen as usual), its ``checkpoint`` may be
+    unset or missing, and the log says that nothing was loaded. Never used
+    in training.
+    """
+    _READ_CHECKPOINTS.append(False)
+    try:
+        yield
+    finally:
+        _READ_CHECKPOINTS.pop()
 
 
 @MODELS.register_module()
@@ -52,7 +72,7 @@ class FrozenTeacher(nn.Module):
                  allowed_missing: Sequence[str] = (),
                  save_in_checkpoint: bool = False) -> None:
         super().__init__()
-        if not checkpoint:
+        if not checkpoint and _READ_CHECKPOINTS[-1]:
             raise ValueError('FrozenTeacher needs `checkpoint`: the path of '
                              'the pre-trained teacher weights')
         self.checkpoint = checkpoint
@@ -61,7 +81,13 @@ class FrozenTeacher(nn.Module):
         self.save_in_checkpoint = save_in_checkpoint
         # object.__setattr__ bypasses nn.Module's sub-module registration.
         object.__setattr__(self, '_network', MODELS.build(network))
-        self.reload()
+        if _READ_CHECKPOINTS[-1]:
+            self.reload()
+        else:
+            MMLogger.get_current_instance().info(
+                f'FrozenTeacher: structure only, checkpoint {checkpoint!r} '
+                'not read (teachers_without_weights)')
+            self._freeze()
 
     @property
     def network(self) -> nn.Module:
