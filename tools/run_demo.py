@@ -27,7 +27,6 @@ Usage: python tools/run_demo.py [--work-dir work_dirs/demo] [--only NAME ...]
                                 [--jobs N]
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
@@ -37,7 +36,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DATA_ROOT = 'data/digit_scenes'
@@ -72,6 +71,16 @@ class DemoMethod:
     @property
     def work_dir_name(self) -> str:
         return self.work_dir or self.name.split(' ')[0].lower()
+
+    def row_dirs(self, work_root: str) -> Dict[str, Tuple[str, str]]:
+        """Row label -> (key prefix of the evaluated network, the folder of
+        its kNN / fine-tune runs): the student in the method's work dir,
+        each ``extra_rows`` network in a sub-folder named after it."""
+        work_dir = osp.join(work_root, self.work_dir_name)
+        rows = {self.name: ('backbone.', work_dir)}
+        for row_name, prefix in self.extra_rows.items():
+            rows[row_name] = (prefix, osp.join(work_dir, prefix.rstrip('.')))
+        return rows
 
 
 MAE_NAME = 'MAE (mmpretrain)'
@@ -200,15 +209,11 @@ def teacher_checkpoint(name: str, checkpoints: Dict[str, 'Future[str]'],
 
 def final_scalars(work_dir: str, key: str) -> float:
     """The last logged value of ``key`` in MMEngine's scalars.json."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                      'scalars.json')))
+    from mmmoma.visualization.curves import read_records
     value = None
-    for path in files:
-        with open(path) as f:
-            for line in f:
-                record = json.loads(line)
-                if key in record:
-                    value = record[key]
+    for record in read_records(work_dir):
+        if key in record:
+            value = record[key]
     if value is None:
         raise RuntimeError(f'no {key!r} logged under {work_dir}')
     return float(value)
@@ -289,10 +294,7 @@ def evaluate_method(method: DemoMethod, work_root: str,
     # the same options: a distillation model builds its teachers
     cfg_options = ['--cfg-options', *options] if options else []
     rows = []
-    evaluated = {method.name: 'backbone.', **method.extra_rows}
-    for row_name, prefix in evaluated.items():
-        eval_dir = work_dir if prefix == 'backbone.' else osp.join(
-            work_dir, prefix.rstrip('.'))
+    for row_name, (prefix, eval_dir) in method.row_dirs(work_root).items():
         os.makedirs(eval_dir, exist_ok=True)
         rows.append(dict(
             name=row_name,
@@ -420,11 +422,10 @@ def write_plots(work_root: str, methods: List[DemoMethod],
     stages = {'pretrain': pretrain_runs}
     finetune_dirs = {'random-init ViT': osp.join(work_root, 'random_init')}
     for method in methods:
-        finetune_dirs[method.name] = osp.join(work_root,
-                                              method.work_dir_name)
-        for row_name, prefix in method.extra_rows.items():
-            finetune_dirs[row_name] = osp.join(
-                work_root, method.work_dir_name, prefix.rstrip('.'))
+        finetune_dirs.update({
+            row_name: eval_dir
+            for row_name, (_, eval_dir) in method.row_dirs(work_root).items()
+        })
     stages['finetune'] = [
         read_run(osp.join(work_dir, 'finetune'), name)
         for name, work_dir in finetune_dirs.items()

@@ -68,6 +68,16 @@ def scalar_files(work_dir: str) -> List[str]:
         glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
 
 
+def read_records(work_dir: str) -> List[dict]:
+    """Every record of a work dir's ``scalars.json`` files, in logging
+    order (:func:`scalar_files`); empty if it has none."""
+    records = []
+    for path in scalar_files(work_dir):
+        with open(path) as file:
+            records += [json.loads(line) for line in file if line.strip()]
+    return records
+
+
 def curve_family(key: str) -> Optional[str]:
     """The family (:data:`CURVE_FAMILIES`) of a logged key; None: not
     plotted."""
@@ -98,15 +108,11 @@ def read_run(work_dir: str, name: Optional[str] = None) -> Run:
     Raises:
         FileNotFoundError: if the work dir has no ``scalars.json``.
     """
-    files = scalar_files(work_dir)
-    if not files:
+    if not scalar_files(work_dir):
         raise FileNotFoundError(
             f'no */vis_data/scalars.json under {work_dir} (a work dir of '
             "tools/train.py with MMEngine's LocalVisBackend)")
-    records = []
-    for path in files:
-        with open(path) as file:
-            records += [json.loads(line) for line in file if line.strip()]
+    records = read_records(work_dir)
     epoch_based = any('epoch' in record for record in records
                       if 'iter' in record)
     points: Dict[str, Dict[float, float]] = {}
@@ -199,6 +205,7 @@ def plot_runs(runs: Sequence[Run], out_file: str, title: str = '',
 
 
 __all__ = [
-    'CURVE_FAMILIES', 'Series', 'Run', 'scalar_files', 'curve_family',
+    'CURVE_FAMILIES', 'Series', 'Run', 'scalar_files', 'read_records',
+    'curve_family',
     'read_run', 'ordered_keys', 'plot_runs'
 ]

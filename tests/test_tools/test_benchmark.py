@@ -1,7 +1,6 @@
 """tools/analysis/benchmark.py on tiny ViTs (embed 64, depth 2, 32 px,
 patch 4), CPU."""
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,6 +14,8 @@ from mmpretrain.models import VisionTransformer
 
 from mmmoma.utils.flops import count_flops
 
+from .utils import load_tool
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / 'tools' / 'analysis' / 'benchmark.py'
 TINY_ARCH = dict(
@@ -27,9 +28,7 @@ TINY_ARGS = [
 
 @pytest.fixture(scope='module')
 def benchmark():
-    spec = importlib.util.spec_from_file_location('benchmark_tool', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool(SCRIPT)
     init_default_scope('mmpretrain')
     return module
 

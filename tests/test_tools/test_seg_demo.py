@@ -5,7 +5,6 @@ IoUMetric; tools/test.py evaluates the saved checkpoint again; the
 run_demo helpers go from a pre-training checkpoint through the checkpoint
 bridge to a fine-tuned mIoU.
 """
-import importlib.util
 import json
 import math
 import os
@@ -18,18 +17,9 @@ import torch
 from mmmoma.datasets.digit_scenes import SEG_CLASS_NAMES, make_digit_scenes_seg
 from mmmoma.models.backbones import MaskedViT
 
-from .utils import REPO_ROOT, python, run
+from .utils import REPO_ROOT, load_tool, python, run
 
-
-def load_run_demo():
-    spec = importlib.util.spec_from_file_location(
-        'run_demo', osp.join(REPO_ROOT, 'tools', 'run_demo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-run_demo = load_run_demo()
+run_demo = load_tool(osp.join(REPO_ROOT, 'tools', 'run_demo.py'))
 
 
 @pytest.fixture(scope='module')
