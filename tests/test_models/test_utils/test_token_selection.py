@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -13,7 +15,7 @@ from mmmoma.models.utils import (check_mask_ratio, expand_mask, gather_tokens,
 def test_split_is_disjoint_complete_and_sized(mask_ratio, num_tokens):
     batch = 5
     split = random_token_split(batch, num_tokens, mask_ratio)
-    num_keep = round(num_tokens * (1 - mask_ratio))
+    num_keep = int(num_tokens * (1 - mask_ratio))  # as MAE
     assert split.ids_keep.shape == (batch, num_keep)
     assert split.ids_mask.shape == (batch, num_tokens - num_keep)
     for b in range(batch):
@@ -38,10 +40,15 @@ def test_split_differs_per_sample_and_is_reproducible():
                            a.ids_keep[1].sort().values)
 
 
-def test_visible_count_rounds_and_keeps_at_least_one():
-    assert num_visible_tokens(196, 0.9) == 20  # round(19.6)
+def test_visible_count_truncates_as_mae_and_keeps_at_least_one():
+    # MAE / official SdAE: len_keep = int(L * (1 - mask_ratio))
+    assert num_visible_tokens(196, 0.9) == 19  # int(19.6), MOMA
+    assert num_visible_tokens(196, 0.95) == 9  # int(9.8), MOMA
+    assert num_visible_tokens(196, 0.65) == 68  # int(68.6), SdAE Fig. 4
     assert num_visible_tokens(196, 0.75) == 49
     assert num_visible_tokens(4, 0.99) == 1
+    for ratio in (0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.8, 0.85, 0.9):
+        assert num_visible_tokens(196, ratio) == int(196 * (1 - ratio))
 
 
 @pytest.mark.parametrize('bad', [-0.1, 1.0, 1.5, '0.5', None, True])
@@ -96,7 +103,7 @@ def test_gather_prefix_and_unfold():
 def test_block_mask_masks_the_exact_count_in_whole_blocks(
         grid, mask_ratio, block_size):
     height, width = grid
-    num_masked = height * width - round(height * width * (1 - mask_ratio))
+    num_masked = math.ceil(height * width * mask_ratio)  # SimMIM
     mask = random_block_mask(5, grid, mask_ratio, block_size=block_size)
     assert mask.dtype == torch.bool
     assert mask.shape == (5, height * block_size, width * block_size)
@@ -116,8 +123,8 @@ def test_block_mask_is_random_per_sample_and_reproducible():
                           generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
     assert not torch.equal(a[0], a[1])
-    # 224 px, 32 px mask patches: 49 - round(19.6) = 29 of 49 masked
-    assert int(a[0].sum()) == 29 * 4
+    # 224 px, 32 px mask patches: SimMIM masks ceil(49 * 0.6) = 30 of 49
+    assert int(a[0].sum()) == 30 * 4
 
 
 def test_expand_mask_repeats_every_cell():
