@@ -10,15 +10,21 @@ iteration. The algorithm, its chunking, heads, augmentation mode, hooks and
 schedule are the config's own. AMP configs fall back to fp32 on the CPU.
 
 The paper's hyper-parameters (M-MoCo §3.1, §4.1–4.2, Table 8) are checked
-on the configs as written, before any shrinking.
+on the configs as written, before any shrinking, against what each config's
+name says ({algo}[-bn][-ca][-{strong,medium}-aug][-nN][-mM]_{arch}_8xb{B}-
+amp-coslr-{E}e_{data}); that the names cover the rows of the paper's tables
+is checked as well. (That each config equals its paper row's record:
+configs/mmoco/metafile.yml, tests/test_configs/test_metafiles.py.)
 """
 import glob
 import os.path as osp
 import re
+from typing import NamedTuple
 
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.runner import Runner
 
 from ..test_tools.utils import REPO_ROOT, python, run
 
@@ -36,9 +42,96 @@ VIT_SMALL = dict(
     embed_dims=384, num_layers=12, num_heads=12, feedforward_channels=1536)
 
 
+#: the paper's ImageNet-100 / ImageNet-1k rows, one config each
+NUM_PAPER_CONFIGS = 33
+#: warm-up epochs: (data, epochs) -> warm-up. Table 8 gives 20 (300 ep) and
+#: 40 (800 ep) on ImageNet-1k; the others are our choices (the configs say
+#: which and why).
+WARMUP = {('in100', 200): 20, ('in100', 800): 40, ('in1k', 60): 10,
+          ('in1k', 100): 10, ('in1k', 300): 20, ('in1k', 800): 40}
+NAME = re.compile(
+    r'^(?P<algo>mmoco|mbyol|mocov3|byol)(?P<bn>-bn)?(?P<ca>-ca)?'
+    r'(?:-(?P<aug>strong|medium)-aug)?(?:-n(?P<n>\d+))?(?:-m(?P<m>\d+))?'
+    r'_vit-(?P<arch>small|base)-p16_8xb(?P<per_gpu>\d+)-amp-coslr-'
+    r'(?P<epochs>\d+)e_(?P<data>in1k|in100)\.py$')
+
+
+class Recipe(NamedTuple):
+    """What a config's name says about it."""
+    byol: bool  # MaskedBYOL (else MaskedMoCoV3)
+    baseline: bool  # MoCo v3 / BYOL: n = m = 1, frozen patch embedding
+    num_chunks: int
+    num_target_chunks: int
+    norm: str  # of both heads
+    cross_attention: bool
+    augmentation: str  # ContrastiveViews.mode
+    arch: object
+    batch: int
+    epochs: int
+    data: str
+
+
+def recipe(config: str) -> Recipe:
+    match = NAME.match(osp.basename(config))
+    assert match, f'{osp.basename(config)}: not a paper-config name'
+    algo = match['algo']
+    baseline = algo in ('mocov3', 'byol')
+    assert not (baseline and (match['bn'] or match['aug'] or match['n']
+                              or match['m'])), 'a baseline takes no variant'
+    return Recipe(
+        byol=algo in ('mbyol', 'byol'),
+        baseline=baseline,
+        num_chunks=int(match['n'] or (1 if baseline else 8)),
+        num_target_chunks=int(match['m'] or 1),
+        # MoCo v3 / BYOL come with their BN heads and strong augmentation
+        norm='SyncBN' if match['bn'] or baseline else 'LN',
+        cross_attention=bool(match['ca']),
+        augmentation=match['aug'] or ('strong' if baseline else 'light'),
+        arch=VIT_SMALL if match['arch'] == 'small' else 'base',
+        batch=8 * int(match['per_gpu']),
+        epochs=int(match['epochs']),
+        data=match['data'])
+
+
 def test_mmoco_configs_found():
-    assert len(PAPER_CONFIGS) == 8, PAPER_CONFIGS
-    assert len(MMOCO_CONFIGS) == 10
+    assert len(PAPER_CONFIGS) == NUM_PAPER_CONFIGS, PAPER_CONFIGS
+    assert len(MMOCO_CONFIGS) == NUM_PAPER_CONFIGS + 2  # + the two demos
+
+
+def test_the_names_cover_the_rows_of_tables_1_to_5():
+    """Tables 1-2 (and Fig. 4's two stated points) on ImageNet-100 with BN
+    heads and strong augmentation, 200 epochs: for MoCo and BYOL each the
+    baseline (frozen PE), n = 1, 2, 4, 6, 8, 10 at m = 1 and m = 2, 4, 8 at
+    n = 1; Table 3 (BN / LN / LN + CA, 800 epochs); Table 4 (three
+    augmentations, ViT-S 100 / ViT-B 60 epochs); Table 5 (300 / 800)."""
+    rows = {}
+    for config in PAPER_CONFIGS:
+        r = recipe(config)
+        rows.setdefault((r.data, r.epochs, r.arch == 'base'), set()).add(
+            (r.byol, r.baseline, r.num_chunks, r.num_target_chunks, r.norm,
+             r.cross_attention, r.augmentation))
+    ablations = set()
+    for byol in (False, True):
+        ablations.add((byol, True, 1, 1, 'SyncBN', False, 'strong'))
+        ablations |= {(byol, False, n, 1, 'SyncBN', False, 'strong')
+                      for n in (1, 2, 4, 6, 8, 10)}
+        ablations |= {(byol, False, 1, m, 'SyncBN', False, 'strong')
+                      for m in (2, 4, 8)}
+    ablations |= {(True, False, n, 8, 'SyncBN', False, 'strong')
+                  for n in (4, 8)}  # Fig. 4b
+    table_4 = {(False, False, 8, 1, 'LN', False, aug)
+               for aug in ('strong', 'medium', 'light')}
+    assert rows == {
+        ('in100', 200, False): ablations,
+        ('in100', 800, False): {
+            (False, False, 8, 1, 'SyncBN', False, 'strong'),
+            (False, False, 8, 1, 'LN', False, 'strong'),
+            (False, False, 8, 1, 'LN', True, 'strong')},
+        ('in1k', 100, False): table_4,
+        ('in1k', 60, True): table_4,
+        ('in1k', 300, True): {(False, False, 8, 1, 'LN', False, 'light')},
+        ('in1k', 800, True): {(False, False, 8, 1, 'LN', False, 'light')},
+    }
 
 
 def hook_index(cfg: Config, hook_type: str) -> int:
@@ -80,79 +173,98 @@ def shrink_options(cfg: Config, data_root: str) -> list:
     return options
 
 
-def paper_setting(config: str):
-    """(epochs, warm-up epochs, total batch, dataset) from the name."""
-    match = re.search(r'_8xb(\d+)-amp-coslr-(\d+)e_(in1k|in100)\.py$',
-                      config)
-    assert match, config
-    per_gpu, epochs, data = int(match.group(1)), int(match.group(2)), \
-        match.group(3)
-    warmup = {300: 20, 800: 40, 200: 20}[epochs]
-    return epochs, warmup, 8 * per_gpu, data
-
-
 @pytest.mark.parametrize(
     'config', PAPER_CONFIGS, ids=[osp.basename(p) for p in PAPER_CONFIGS])
 def test_config_has_the_paper_hyper_parameters(config):
-    """M-MoCo §3.1, §3.4, §4.1-4.2 and Table 8 as written in the config."""
+    """M-MoCo §3.1, §3.4, §4.1-4.2 and Table 8 as written in the config,
+    and what its name says."""
     cfg = Config.fromfile(config)
-    name = osp.basename(config)
+    expected = recipe(config)
     model = cfg.model
-    algorithm = name.split('_')[0]
-    byol = algorithm.startswith('mbyol')
-    assert model.type == ('MaskedBYOL' if byol else 'MaskedMoCoV3')
+    assert model.type == ('MaskedBYOL' if expected.byol else 'MaskedMoCoV3')
     assert model.get('temperature', 0.2) == 0.2
-    # n = 8 online chunks, full target view, no frozen patch embedding
-    assert model.num_chunks == 8 and model.num_target_chunks == 1
+    assert model.num_chunks == expected.num_chunks
+    assert model.num_target_chunks == expected.num_target_chunks
     assert model.backbone.type == 'MaskedMoCoV3ViT'
-    assert model.backbone.stop_grad_conv1 is False
+    # MoCo v3's frozen patch embedding only for the MoCo v3 / BYOL rows
+    assert model.backbone.stop_grad_conv1 is expected.baseline
     assert model.backbone.patch_size == 16 and model.backbone.img_size == 224
+    assert model.backbone.arch == expected.arch
     assert (model.base_momentum, model.end_momentum) == (0.99, 1.0)
-    # heads: MoCo v3's widths and depths, LayerNorm unless the BN ablation
-    norm = 'SyncBN' if algorithm == 'mmoco-bn-heads' else 'LN'
+    # heads: MoCo v3's widths and depths; BN (SyncBN) or LN
     assert model.neck.type == model.predictor.type == 'NormMLP'
     assert (model.neck.num_layers, model.predictor.num_layers) == (3, 2)
     assert model.neck.hid_channels == model.predictor.hid_channels == 4096
     assert model.neck.out_channels == 256
-    assert model.neck.norm_cfg.type == model.predictor.norm_cfg.type == norm
-    assert model.predictor.get('with_last_norm', True) is (not byol)
-    if algorithm == 'mmoco-ln-ca':
+    assert model.neck.norm_cfg.type == expected.norm
+    assert model.predictor.norm_cfg.type == expected.norm
+    # §3.1: BYOL's predictor without the output BN
+    assert model.predictor.get('with_last_norm', True) is (not expected.byol)
+    if expected.cross_attention:
         assert model.cross_attention.type == 'ClassAttentionBlocks'
         assert model.cross_attention.num_blocks == 2
+        assert model.cross_attention.num_heads == 12
     else:
         assert model.get('cross_attention') is None
-    # data: light augmentation, the named dataset and batch
-    epochs, warmup, batch, data = paper_setting(config)
+    # data: the named augmentation, dataset and batch; full batches only
     loader = cfg.train_dataloader
-    assert loader.batch_size * 8 == batch
+    assert loader.batch_size * 8 == expected.batch
+    assert loader.drop_last is True  # MoCo v3's main_moco.py
     assert [t.type for t in loader.dataset.pipeline] == [
         'LoadImageFromFile', 'ContrastiveViews', 'PackInputs']
     views = loader.dataset.pipeline[1]
-    assert views.mode == 'light' and views.crop_size == 224
-    if data == 'in1k':
+    assert views.mode == expected.augmentation and views.crop_size == 224
+    assert views.get('max_shift', 32) == 32  # §4.1 medium: 0-32 pixels
+    assert views.get('crop_scale', (0.08, 1.0)) == (0.08, 1.0)
+    assert views.get('view_pipelines') is None  # MoCo v3's colour etc.
+    if expected.data == 'in1k':
         assert loader.dataset.type == 'ImageNet'
-        assert model.backbone.arch == 'base' and batch == 4096
+        assert expected.batch == 4096  # §4.2
     else:
         assert loader.dataset.type == 'CustomDataset'
         assert 'imagenet100' in loader.dataset.data_root
-        assert model.backbone.arch == VIT_SMALL and batch == 1024
-        assert epochs == 200
+        assert expected.arch == VIT_SMALL and expected.batch == 1024
     # schedule: AdamW (0.9, 0.95), lr 1.5e-4 x batch / 256, wd 0.1
     optimizer = cfg.optim_wrapper.optimizer
     assert optimizer.type == 'AdamW'
     assert tuple(optimizer.betas) == (0.9, 0.95)
-    assert optimizer.lr == pytest.approx(1.5e-4 * batch / 256)
+    assert optimizer.lr == pytest.approx(1.5e-4 * expected.batch / 256)
     assert optimizer.weight_decay == 0.1
-    assert cfg.auto_scale_lr.base_batch_size == batch
+    assert cfg.auto_scale_lr.base_batch_size == expected.batch
+    epochs = expected.epochs
+    warmup = WARMUP[expected.data, epochs]
     assert cfg.train_cfg.max_epochs == epochs
     warmup_scheduler, cosine = cfg.param_scheduler
+    assert warmup_scheduler.type == 'LinearLR'
     assert (warmup_scheduler.begin, warmup_scheduler.end) == (0, warmup)
+    assert cosine.type == 'CosineAnnealingLR'
     assert (cosine.begin, cosine.end, cosine.T_max) == (warmup, epochs,
                                                         epochs - warmup)
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'  # name says amp
     hooks = [hook.type for hook in cfg.custom_hooks]
     assert hooks == ['RNGStateHook', 'TeacherEMAHook',
                      'ConcentrationMonitorHook']
+
+
+@pytest.mark.parametrize('config', [
+    'mmoco_vit-base-p16_8xb512-amp-coslr-300e_in1k.py',
+    'mocov3_vit-small-p16_8xb128-amp-coslr-200e_in100.py'])
+def test_train_dataloader_drops_the_last_partial_batch(
+        config, imagenet_stand_in, tiny_image_folder):
+    """MoCo v3 (main_moco.py) trains on full batches only: 16 images in
+    batches of 6 are 2 steps, not 3 with a last batch of 4."""
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'mmoco', config))
+    loader = cfg.train_dataloader
+    loader.dataset.data_root = (tiny_image_folder if loader.dataset.type ==
+                                'CustomDataset' else imagenet_stand_in)
+    loader.update(batch_size=6, num_workers=0, persistent_workers=False)
+    loader.dataset.pipeline[1].crop_size = 32
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmpretrain')
+    dataloader = Runner.build_dataloader(loader)
+    assert len(dataloader.dataset) == 16
+    batches = [len(batch['inputs'][0]) for batch in dataloader]
+    assert batches == [6, 6]
 
 
 @pytest.mark.parametrize(
@@ -176,7 +288,13 @@ def test_config_trains_two_iterations(config, imagenet_stand_in,
     iter_lines = [line for line in log.splitlines()
                   if 'Epoch(train)' in line]
     assert len(iter_lines) == ITERS, iter_lines  # logger interval 1
-    monitored = 'ConcentrationMonitorHook' in hooks
+    # the vMF monitor logs κ for n >= 2 and skips n = 1 with a log line
+    monitored = 'ConcentrationMonitorHook' in hooks and \
+        cfg.model.num_chunks >= 2
+    skipped = 'ConcentrationMonitorHook is skipped in this run: ' \
+        'model.num_chunks = 1'
+    assert (skipped in log) is (
+        'ConcentrationMonitorHook' in hooks and not monitored), log[-4000:]
     for line in iter_lines:
         loss = float(re.search(r'\bloss: ([-\d.e+]+)', line).group(1))
         assert torch.isfinite(torch.tensor(loss))

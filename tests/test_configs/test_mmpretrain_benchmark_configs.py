@@ -36,6 +36,11 @@ FINETUNE = {
     # SdAE §4.1, M-MoCo §3.1 / Table 8: MAE's recipe
     'vit-base-p16_sdae-pre_8xb128-coslr-100e_in1k': MAE_VIT_B,
     'vit-base-p16_mmoco-pre_8xb128-coslr-100e_in1k': MAE_VIT_B,
+    # M-MoCo Table 4: ViT-S fine-tuned 100 epochs, ViT-B 60 epochs
+    'vit-small-p16_mmoco-pre_8xb128-coslr-100e_in1k':
+    MAE_VIT_B._replace(arch=VIT_SMALL, width=384),
+    'vit-base-p16_mmoco-pre_8xb128-coslr-60e_in1k':
+    MAE_VIT_B._replace(epochs=60),
     # M-MoCo §3.1: ImageNet-100, ViT-S, MAE's recipe
     'vit-small-p16_mmoco-pre_8xb128-coslr-100e_in100':
     MAE_VIT_B._replace(arch=VIT_SMALL, width=384, classes=100,
@@ -81,8 +86,6 @@ LINEAR = {
     'vit-base-p16_sdae-pre_8xb2048-linear-coslr-90e_in1k':
     Linear(0.1, 90, 16384, 'b', 768, 1000, 'ImageNet'),
     # M-MoCo §3.1: blr 1.0, batch 4096, 100 epochs
-    'vit-base-p16_mmoco-pre_8xb512-linear-coslr-100e_in1k':
-    Linear(1.0, 100, 4096, 'b', 768, 1000, 'ImageNet'),
     'vit-small-p16_mmoco-pre_8xb512-linear-coslr-100e_in100':
     Linear(1.0, 100, 4096, VIT_SMALL, 384, 100, 'CustomDataset'),
 }

@@ -180,13 +180,47 @@ def test_requested_but_not_recorded_raises():
     assert 'train/kappa_rep' not in runner.message_hub.log_scalars
 
 
-def test_one_chunk_per_image_raises():
-    runner = fake_runner(ChunkRecorder([], num_chunks=1), 'one_chunk')
-    with pytest.raises(
-            ValueError,
-            match=r'ConcentrationMonitorHook needs model.num_chunks >= 2 '
-            r'\(κ of one chunk per image is undefined\), got 1'):
-        ConcentrationMonitorHook().before_train(runner)
+def test_one_chunk_per_image_skips_the_run():
+    """n = 1 (MoCo v3 / BYOL, Tables 1-2): κ is undefined, so the hook stays
+    idle for the run instead of failing it (it used to raise)."""
+    model = ChunkRecorder([chunk_feature_set(2, 4)], num_chunks=1)
+    runner = fake_runner(model, 'one_chunk')
+    hook = ConcentrationMonitorHook(interval=1)
+    left = run_iterations(hook, runner, 3)
+    assert hook.active is False
+    assert model.flags == [False] * 3  # never asked to record
+    assert model.stored == [] and left == [None] * 3
+    assert runner.message_hub.log_scalars == {}
+
+
+def test_one_chunk_per_image_trains_and_logs_the_skip(tmp_path):
+    model = ChunkRecorder([chunk_feature_set(2, 4)], num_chunks=1)
+    runner = Runner(
+        model=model,
+        work_dir=str(tmp_path),
+        train_dataloader=DataLoader(
+            [dict(inputs=torch.randn(2)) for _ in range(4)], batch_size=2),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        train_cfg=dict(by_epoch=False, max_iters=2),
+        default_hooks=dict(
+            checkpoint=None, logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=[dict(type='ConcentrationMonitorHook', interval=1)],
+        default_scope='mmpretrain',
+        experiment_name=f'concentration_{tmp_path.name}')
+    runner.train()
+    assert model.flags == [False, False] and model.stored == []
+    assert not [key for key in runner.message_hub.log_scalars
+                if 'kappa' in key]
+    log_files = [
+        os.path.join(folder, name)
+        for folder, _, names in os.walk(tmp_path) for name in names
+        if name.endswith('.log')
+    ]
+    assert len(log_files) == 1
+    with open(log_files[0]) as file:
+        text = file.read()
+    assert text.count('ConcentrationMonitorHook is skipped in this run: '
+                      'model.num_chunks = 1') == 1
 
 
 @pytest.mark.parametrize('missing', [

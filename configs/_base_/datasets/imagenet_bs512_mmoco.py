@@ -1,9 +1,12 @@
 # ImageNet-1k for M-MoCo / M-BYOL pre-training (paper §4.1, Table 8): light
 # augmentation, i.e. one shared RandomResizedCrop(224) + flip and colour
 # augmentation (MoCo v3's jitter + grayscale) drawn twice. The paper's
-# other modes (Table 4): set
-#   --cfg-options train_dataloader.dataset.pipeline.1.mode=medium (or strong)
-# Batch 4096 = 8 GPUs x 512.
+# other modes (Table 4) are configs of their own:
+# configs/mmoco/mmoco-{medium,strong}-aug_*_in1k.py.
+# Batch 4096 = 8 GPUs x 512. drop_last=True as MoCo v3's main_moco.py
+# (DataLoader(..., drop_last=True)): every step sees a full batch, so the
+# InfoNCE negatives and the (Sync)BN statistics never come from a short
+# last batch.
 dataset_type = 'ImageNet'
 data_root = 'data/imagenet/'
 data_preprocessor = dict(
@@ -21,6 +24,7 @@ train_dataloader = dict(
     num_workers=10,
     persistent_workers=True,
     pin_memory=True,
+    drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(

@@ -1,10 +1,12 @@
 """Monitor training by the von Mises–Fisher concentration κ of the chunk
 representations of each image (M-MoCo §3.4, Fig. 6)."""
+import logging
 from typing import Dict, Optional
 
 import torch
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 from mmpretrain.registry import HOOKS
 from torch import Tensor
 
@@ -66,6 +68,13 @@ class ConcentrationMonitorHook(Hook):
     last κ. (In an epoch-based loop the logger counts the iterations within
     each epoch, this hook the global ones.)
 
+    With one online chunk per image (``model.num_chunks == 1``: MoCo v3 /
+    BYOL, the n = 1 rows of Tables 1-2) κ is undefined; the hook then logs
+    one line at ``before_train`` saying so and stays idle for the whole run
+    (nothing recorded, nothing logged), so a config family that loads the
+    hook can run its n = 1 ablations unchanged. A model without the
+    chunk-recording interface (not M-MoCo-like at all) is still an error.
+
     Add it to a config with::
 
         custom_hooks = [..., dict(type='ConcentrationMonitorHook',
@@ -84,6 +93,8 @@ class ConcentrationMonitorHook(Hook):
                 'ConcentrationMonitorHook.interval must be a positive int '
                 f'(iterations between measurements), got {interval!r}')
         self.interval = interval
+        #: False after ``before_train`` found one chunk per image
+        self.active = True
 
     @staticmethod
     def _algorithm(runner) -> torch.nn.Module:
@@ -97,16 +108,23 @@ class ConcentrationMonitorHook(Hook):
 
     def before_train(self, runner) -> None:
         model = self._algorithm(runner)
-        if model.num_chunks < 2:
-            raise ValueError(
-                'ConcentrationMonitorHook needs model.num_chunks >= 2 (κ of '
-                'one chunk per image is undefined), got '
-                f'{model.num_chunks}')
+        self.active = model.num_chunks >= 2
+        if not self.active:
+            print_log(
+                'ConcentrationMonitorHook is skipped in this run: '
+                f'model.num_chunks = {model.num_chunks} gives one '
+                'representation per image, whose vMF concentration κ is '
+                'undefined (it needs n >= 2 chunks); no train/kappa_* '
+                'scalars are logged',
+                logger='current',
+                level=logging.INFO)
         model.record_chunk_features = False
         model.chunk_features = None
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
+        if not self.active:
+            return
         model = self._algorithm(runner)
         monitored = self.every_n_train_iters(runner, self.interval)
         model.record_chunk_features = monitored
@@ -115,7 +133,8 @@ class ConcentrationMonitorHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
-        if not self.every_n_train_iters(runner, self.interval):
+        if not self.active or not self.every_n_train_iters(
+                runner, self.interval):
             return
         model = self._algorithm(runner)
         chunk_features: Optional[Dict[str, Tensor]] = model.chunk_features
