@@ -28,7 +28,7 @@ model = dict(
         decoder_depth=2,
         decoder_num_heads=4),
     # 48 masked tokens in 3 folds of 16 = the 16 visible tokens (the paper's
-    # best fold size, §4.3); the official short-schedule (100 ep) momentum.
+    # best fold size, §4.3); our 100-epoch momentum (see configs/sdae).
     mask_ratio=0.75,
     num_folds=3,
     base_momentum=0.9,

@@ -32,6 +32,7 @@ model = dict(
                     out_type='raw',
                     final_norm=True),  # its final LayerNorm is N (Eq. 3)
                 checkpoint='checkpoints/mocov3_vit-base-300ep_mmpretrain.pth'),
+            teacher_view=0,  # the whole original view (§3.3, Fig. 4)
             loss_weight=1.0,
             student_view=1,  # the strong view
             projector=dict(type='TokenProjector'))))

@@ -5,6 +5,8 @@
 # augmented samples, and masked samples"). α = β = 1: the paper "averages the
 # alignment loss from both teachers" (§4.2); the overall factor 1/2 is left
 # to the learning rate. teacher_weighting='uncertainty' learns them instead.
+# One projector P for both teachers, as Eq. 4 writes it (both are 768-d);
+# shared_projector=False gives each teacher its own.
 # Weights: see moma-mocov3-to-mae_*.py (tools/model_converters/*).
 _base_ = [
     '../_base_/models/moma_vit-base-p16.py',
@@ -21,11 +23,13 @@ vit_base_teacher = dict(
     final_norm=True)  # its final LayerNorm is N (Eq. 3)
 model = dict(
     backbone=dict(init_cfg=None),  # random initialisation (§3.2 "Student")
+    shared_projector=True,  # Eq. 4: one P
     teachers=dict(
         mae=dict(
             teacher=dict(
                 network=vit_base_teacher,
                 checkpoint='checkpoints/mae_pretrain_vit_base_mmpretrain.pth'),
+            teacher_view=0,  # the whole original view (§3.3, Fig. 4)
             loss_weight=1.0,  # α
             student_view=0,
             projector=dict(type='TokenProjector')),
@@ -33,6 +37,7 @@ model = dict(
             teacher=dict(
                 network=vit_base_teacher,
                 checkpoint='checkpoints/mocov3_vit-base-300ep_mmpretrain.pth'),
+            teacher_view=0,  # the whole original view (§3.3, Fig. 4)
             loss_weight=1.0,  # β
             student_view=1,
             projector=dict(type='TokenProjector'))))

@@ -1,7 +1,7 @@
 # SdAE ViT-B/16, 300 epochs (paper Table 2: 84.1 % fine-tune, 64.9 % linear).
 # Recipe from the official code (main_pretrain.py defaults): 8 GPUs x 96
-# images, AdamW betas (0.9, 0.95), weight decay 0.04 (no decay on norms,
-# biases, position / CLS / mask tokens), lr = blr 2.666e-4 x batch / 256,
+# images, AdamW betas (0.9, 0.95), weight decay 0.04 (none on 1-D
+# parameters: biases and norms), lr = blr 2.666e-4 x batch / 256,
 # 60 warm-up epochs then cosine, drop path 0.25, EMA momentum 0.96 -> 0.99
 # once per epoch; RandomResizedCrop(224, 0.2-1, bicubic) + flip, teacher and
 # student on the same crop.
@@ -20,14 +20,11 @@ optim_wrapper = dict(
     optimizer=dict(
         type='AdamW', lr=2.666e-4 * 768 / 256, betas=(0.9, 0.95),
         weight_decay=0.04),
-    paramwise_cfg=dict(
-        custom_keys={
-            'ln': dict(decay_mult=0.0),
-            'bias': dict(decay_mult=0.0),
-            'pos_embed': dict(decay_mult=0.),
-            'mask_token': dict(decay_mult=0.),
-            'cls_token': dict(decay_mult=0.)
-        }))
+    # official main_pretrain.py: timm's add_weight_decay(model, 0.04), no
+    # skip list: no decay on every 1-D parameter (biases, every norm incl.
+    # ln1 / ln2), decay on the rest, CLS and mask tokens included (the
+    # sin-cos pos_embed is frozen); weight_decay_end is parsed but unused
+    paramwise_cfg=dict(flat_decay_mult=0.0))
 param_scheduler = [
     dict(
         type='LinearLR',

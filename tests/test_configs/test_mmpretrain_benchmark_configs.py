@@ -59,15 +59,16 @@ FINETUNE = {
     'swin-tiny_mimco-pre_8xb128-coslr-100e_in1k':
     MAE_VIT_B._replace(layer_decay=0.75, arch='tiny'),
     'swin-base_mimco-pre_8xb128-coslr-100e_in1k':
-    MAE_VIT_B._replace(layer_decay=0.75, drop_path=0.2, arch='base',
+    MAE_VIT_B._replace(layer_decay=0.8, drop_path=0.2, arch='base',
                        width=1024),
-    # MOMA Table 6 / §4.3: MOMA's fine-tuning recipe at batch 512
-    'vit-base-p16_moma-pre_8xb64-coslr-100e_cifar10':
-    MAE_VIT_B._replace(blr=1.5e-3 / 4, batch=512, classes=10,
-                       dataset='CIFAR10'),
-    'vit-base-p16_moma-pre_8xb64-coslr-100e_cifar100':
-    MAE_VIT_B._replace(blr=1.5e-3 / 4, batch=512, classes=100,
-                       dataset='CIFAR100'),
+}
+
+#: MOMA Table 6 / §4.3: MoCo v3's published CIFAR transfer (DeiT code,
+#: 8 x 128, --lr 3e-4 scaled by batch / 512, wd 0.1, 100 epochs, 3 warm-up,
+#: drop path 0.1, no layer decay, no random erasing) -> CIFAR-10 / -100 mixup
+CIFAR = {
+    'vit-base-p16_moma-pre_8xb128-coslr-100e_cifar10': (10, 0.8),
+    'vit-base-p16_moma-pre_8xb128-coslr-100e_cifar100': (100, 0.5),
 }
 
 
@@ -100,7 +101,7 @@ def test_every_config_is_listed():
         os.path.basename(path)[:-3]
         for path in glob.glob(os.path.join(CONFIG_DIR, '*.py'))
     }
-    assert names == set(FINETUNE) | set(LINEAR)
+    assert names == set(FINETUNE) | set(LINEAR) | set(CIFAR)
 
 
 def steps(cfg: Config, loader: str = 'train_dataloader') -> dict:
@@ -176,18 +177,50 @@ def test_finetune_recipe(name):
         assert train['RandomErasing']['erase_prob'] == 0.25
         assert augments == {'Mixup': dict(type='Mixup', alpha=0.8),
                             'CutMix': dict(type='CutMix', alpha=1.0)}
-    if 'cifar' in name:  # 32 px images resized to 224; never downloaded
-        for loader in ('train_dataloader', 'val_dataloader'):
-            assert steps(cfg, loader)['Resize']['scale'] == 224
-            assert cfg[loader].dataset.download is False
-        # the pre-training's (ImageNet) normalisation; CIFAR arrays are RGB
-        preprocessor = cfg.data_preprocessor
-        assert (preprocessor.mean, preprocessor.std, preprocessor.to_rgb) == (
-            IMAGENET_RGB_MEAN, IMAGENET_RGB_STD, False)
-        assert train['AutoAugment']['hparams']['pad_val'] == [124, 116, 104]
-    else:
-        assert train['RandomResizedCrop']['scale'] == 224
-        assert steps(cfg, 'val_dataloader')['CenterCrop']['crop_size'] == 224
+    assert train['RandomResizedCrop']['scale'] == 224
+    assert steps(cfg, 'val_dataloader')['CenterCrop']['crop_size'] == 224
+
+
+@pytest.mark.parametrize('name', sorted(CIFAR))
+def test_cifar_recipe_is_mocov3_transfer(name):
+    classes, mixup = CIFAR[name]
+    cfg = load(name)
+    assert cfg.train_dataloader.batch_size * 8 == 1024
+    assert cfg.auto_scale_lr.base_batch_size == 1024
+    # DeiT's scaling: lr = 3e-4 x 1024 / 512
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(6e-4)
+    optimizer = cfg.optim_wrapper.optimizer
+    assert (optimizer.type, optimizer.weight_decay, optimizer.betas) == (
+        'AdamW', 0.1, (0.9, 0.999))
+    assert 'constructor' not in cfg.optim_wrapper  # no layer decay
+    check_schedule(cfg, 100, warmup=3)
+    backbone = cfg.model.backbone
+    assert (backbone.arch, backbone.drop_path_rate) == ('b', 0.1)
+    assert backbone.out_type == 'cls_token'  # DeiT's classifier
+    assert backbone.init_cfg.allowed_missing == []
+    assert cfg.model.head.num_classes == cfg.data_preprocessor.num_classes \
+        == classes
+    assert cfg.model.head.loss == dict(
+        type='LabelSmoothLoss', label_smooth_val=0.1, mode='original')
+    augments = [dict(aug) for aug in cfg.model.train_cfg.augments]
+    assert augments == [dict(type='Mixup', alpha=mixup),
+                        dict(type='CutMix', alpha=1.0)]
+    train = steps(cfg)
+    assert list(train) == ['RandomResizedCrop', 'RandomFlip', 'RandAugment',
+                           'PackInputs']  # no random erasing (--reprob 0)
+    assert train['RandomResizedCrop']['scale'] == 224
+    rand = train['RandAugment']
+    assert (rand['policies'], rand['num_policies'], rand['magnitude_level'],
+            rand['magnitude_std']) == ('timm_increasing', 2, 9, 0.5)
+    assert rand['hparams']['pad_val'] == [124, 116, 104]  # RGB arrays
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert cfg[loader].dataset.type == f'CIFAR{classes}'
+        assert cfg[loader].dataset.download is False
+    assert steps(cfg, 'val_dataloader')['Resize']['scale'] == 224
+    # the pre-training's (ImageNet) normalisation; CIFAR arrays are RGB
+    preprocessor = cfg.data_preprocessor
+    assert (preprocessor.mean, preprocessor.std, preprocessor.to_rgb) == (
+        IMAGENET_RGB_MEAN, IMAGENET_RGB_STD, False)
 
 
 @pytest.mark.parametrize('name', sorted(LINEAR))

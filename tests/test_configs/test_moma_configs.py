@@ -29,7 +29,40 @@ BATCH_SIZE = 8  # the tiny folder's 16 training images: 2 iterations / epoch
 
 def test_moma_configs_found():
     names = [osp.basename(path) for path in MOMA_CONFIGS]
-    assert sum(path.startswith('moma') for path in names) == 8, names
+    assert sum(path.startswith('moma') for path in names) == 9, names
+
+
+PAPER_CONFIGS = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'moma',
+                                          '*.py')))
+
+
+@pytest.mark.parametrize(
+    'config', PAPER_CONFIGS, ids=[osp.basename(p) for p in PAPER_CONFIGS])
+def test_paper_lr_is_the_base_lr_scaled_to_batch_4096(config):
+    # §4.1: lr 1.5e-4 "following MoCo v3 and MAE", whose 1.5e-4 is a base
+    # lr x batch / 256; batch 4096 (§4.1 "Batch Size") -> 2.4e-3
+    cfg = Config.fromfile(config)
+    batch = 8 * cfg.train_dataloader.batch_size
+    assert batch == cfg.auto_scale_lr.base_batch_size == 4096
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(
+        1.5e-4 * batch / 256)
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(2.4e-3)
+
+
+def test_table3_base_to_small_is_mae_vit_b_to_mocov3_vit_s():
+    cfg = Config.fromfile(osp.join(
+        REPO_ROOT, 'configs', 'moma',
+        'moma-mae-to-mocov3_vit-small-p16_8xb512-amp-coslr-100e_in1k.py'))
+    (name, spec), = cfg.model.teachers.items()
+    assert name == 'mae' and spec.teacher.network.arch == 'b'
+    assert spec.teacher.checkpoint.endswith('mae_pretrain_vit_base_'
+                                            'mmpretrain.pth')
+    assert cfg.model.backbone.arch == dict(
+        embed_dims=384, num_layers=12, num_heads=12,
+        feedforward_channels=1536)
+    assert 'mocov3_vit-small' in cfg.model.backbone.init_cfg.checkpoint
+    assert cfg.model.mask_ratio == 0.9  # Table 3: 90 % for all entries
+    assert spec.student_view == 0  # original view (MAE teacher, §3.3)
 
 
 @pytest.fixture(scope='module')

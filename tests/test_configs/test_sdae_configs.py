@@ -27,7 +27,7 @@ BATCH_SIZE = 8  # the stand-in's 16 training images: 2 iterations / epoch
 
 def test_sdae_configs_found():
     names = [osp.basename(path) for path in SDAE_CONFIGS]
-    assert len(names) == 7, names
+    assert len(names) == 8, names  # + Table 5 row 1 (no teacher norm)
 
 
 def shrink_options(cfg: Config, data_root: str) -> list:
@@ -90,3 +90,56 @@ def test_config_trains_two_iterations(config, imagenet_stand_in,
     student_keys = {k[len('backbone.'):] for k in state_dict
                     if k.startswith('backbone.')}
     assert teacher_keys == student_keys
+
+
+def tiny_model_from(cfg: Config):
+    """The config's SdAE with the shrunk ViT / decoder of the smoke test."""
+    from mmpretrain.registry import MODELS
+    model_cfg = cfg.model.copy()
+    model_cfg.backbone = dict(
+        cfg.model.backbone, arch=SHRUNK_ARCH, img_size=32, patch_size=4)
+    model_cfg.neck = dict(
+        cfg.model.neck, num_patches=64, patch_size=4, decoder_embed_dim=32,
+        decoder_depth=1, decoder_num_heads=4)
+    return MODELS.build(model_cfg)
+
+
+@pytest.mark.parametrize('config,no_decay_tokens', [
+    ('configs/sdae/sdae_vit-base-p16_8xb96-amp-coslr-300e_in1k.py', ()),
+    ('configs/sdae/sdae_vit-base-p16_8xb96-amp-coslr-100e_in1k.py', ()),
+    ('configs/demo/sdae_vit-tiny-p4_1xb128-40e_digit-scenes.py',
+     ('pos_embed', 'cls_token', 'mask_token')),
+])
+def test_weight_decay_groups_are_official(config, no_decay_tokens):
+    """No weight decay on every 1-D parameter (biases, every norm incl.
+    ``ln1``), decay elsewhere: official main_pretrain.py (timm's
+    ``add_weight_decay``, no skip list, so the CLS / mask tokens decay). The
+    demo schedule (shared with the MAE demo) also spares the tokens, as
+    mmpretrain's MAE config."""
+    from mmengine.optim import build_optim_wrapper
+
+    import mmmoma  # noqa: F401 (registers SdAE)
+    cfg = Config.fromfile(osp.join(REPO_ROOT, config))
+    model = tiny_model_from(cfg)
+    optim_cfg = cfg.optim_wrapper.copy()
+    optim_cfg.type = 'OptimWrapper'  # AmpOptimWrapper needs a GPU
+    optim_cfg.pop('loss_scale', None)
+    optimizer = build_optim_wrapper(model, optim_cfg).optimizer
+    names = {id(p): n for n, p in model.named_parameters()}
+    no_decay, decay = set(), set()
+    for group in optimizer.param_groups:
+        for param in group['params']:
+            if param.requires_grad:
+                (no_decay if group['weight_decay'] == 0 else decay).add(
+                    names[id(param)])
+    want = {n for n, p in model.named_parameters() if p.requires_grad and (
+        p.ndim == 1 or any(k in n for k in no_decay_tokens))}
+    assert no_decay == want
+    assert {'backbone.ln1.weight', 'backbone.ln1.bias',
+            'backbone.layers.0.ln1.weight', 'backbone.layers.0.ln2.bias',
+            'neck.decoder_embed.bias'} <= no_decay
+    tokens = {'backbone.cls_token', 'neck.mask_token'}
+    assert tokens <= (no_decay if no_decay_tokens else decay)
+    assert 'backbone.layers.0.attn.qkv.weight' in decay
+    assert decay == {n for n, p in model.named_parameters()
+                     if p.requires_grad} - want

@@ -176,9 +176,31 @@ def test_iter_mode_updates_after_every_iteration(tiny_image_folder,
     assert not same(calls[0][1], calls[-1][1])
 
 
-def test_iter_mode_also_works_in_an_epoch_loop(tiny_image_folder, tmp_path,
-                                               tiny_arch):
+def test_iter_mode_in_an_epoch_loop_uses_the_epoch_momentum(
+        tiny_image_folder, tmp_path, tiny_arch):
+    # SdAE (momentum_progress='epoch'): the official per-iteration mode,
+    # momentum_schedule[epoch] applied after every iteration
     model = tiny_sdae(tiny_arch, 'iter')
+    assert model.momentum_progress == 'epoch'
+    calls = record_updates(model)
+    max_epochs = 2
+    runner = make_runner(model, tiny_image_folder, str(tmp_path),
+                         dict(by_epoch=True, max_epochs=max_epochs))
+    runner.train()
+    max_iters = max_epochs * ITERS_PER_EPOCH
+    assert model.teacher_updates.item() == max_iters
+    want = [model.teacher_momentum(e / max_epochs)
+            for e in range(max_epochs) for _ in range(ITERS_PER_EPOCH)]
+    assert [m for m, _, _ in calls] == pytest.approx(want)
+    assert want[0] == pytest.approx(0.9) and want[-1] != want[0]
+
+
+def test_iter_mode_without_momentum_progress_is_fractional(
+        tiny_image_folder, tmp_path, tiny_arch):
+    # models that do not ask for epoch progress (MimCo, M-MoCo) keep
+    # iter / max_iters in an epoch loop
+    model = tiny_sdae(tiny_arch, 'iter')
+    model.momentum_progress = 'iter'
     calls = record_updates(model)
     runner = make_runner(model, tiny_image_folder, str(tmp_path),
                          dict(by_epoch=True, max_epochs=2))

@@ -7,10 +7,11 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(
         type='AdamW', lr=1.5e-3, betas=(0.9, 0.95), weight_decay=0.05),
+    # flat_decay_mult: no decay on every 1-D parameter (all biases and
+    # norms, ln1 included; MAE / SdAE official add_weight_decay)
     paramwise_cfg=dict(
+        flat_decay_mult=0.0,
         custom_keys=dict(
-            norm=dict(decay_mult=0.0),
-            bias=dict(decay_mult=0.0),
             pos_embed=dict(decay_mult=0.),
             mask_token=dict(decay_mult=0.),
             cls_token=dict(decay_mult=0.))))

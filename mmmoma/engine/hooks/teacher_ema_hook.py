@@ -17,7 +17,11 @@ class TeacherEMAHook(Hook):
       ``m = model.teacher_momentum(e / max_epochs)`` (the official SdAE code:
       ``momentum_schedule[epoch]`` at the end of every epoch);
     * ``'iter'``: after each training iteration ``i``, with
-      ``m = model.teacher_momentum(i / max_iters)``.
+      ``m = model.teacher_momentum(i / max_iters)`` (fractional progress:
+      MimCo, M-MoCo); a model whose ``momentum_progress`` attribute is
+      ``'epoch'`` (SdAE: the official per-iteration mode takes
+      ``momentum_schedule[epoch]``) gets ``m = model.teacher_momentum(e /
+      max_epochs)`` in an epoch-based loop, constant within epoch ``e``.
 
     and calls ``model.update_teacher(m)``. The chosen ``m`` is logged as
     ``teacher_momentum``. The hook runs before ``CheckpointHook`` (priority
@@ -48,7 +52,12 @@ class TeacherEMAHook(Hook):
                          outputs=None) -> None:
         model = self._algorithm(runner)
         if model.momentum_update == 'iter':
-            self._update(runner, model, runner.iter / runner.max_iters)
+            if getattr(model, 'momentum_progress', 'iter') == 'epoch' and \
+                    isinstance(runner.train_loop, EpochBasedTrainLoop):
+                progress = runner.epoch / runner.max_epochs
+            else:
+                progress = runner.iter / runner.max_iters
+            self._update(runner, model, progress)
 
     def after_train_epoch(self, runner) -> None:
         model = self._algorithm(runner)

@@ -2,14 +2,18 @@
 
 Paper: "MOMA: Distill from Self-Supervised Teachers" (Yao et al.), §3.2-3.4.
 
-    L = sum_t w_t * SmoothL1(P_t ∘ S(x_{v(t)} ⊙ M), N ∘ T_t(x))   (Eq. 3, 4)
+    L = sum_t w_t * SmoothL1(P_t ∘ S(x_{v(t)} ⊙ M), N ∘ T_t(x_{u(t)}))
+                                                              (Eq. 3, 4)
 
-``T_t`` is a frozen pre-trained teacher that sees the whole *original* view
-``x``; ``N`` its own final LayerNorm (the MAE / MoCo v3 releases carry it);
+``T_t`` is a frozen pre-trained teacher that sees the whole view ``u(t)``
+(the *original* view by default; Fig. 4: "or optionally strong augmented
+image"); ``N`` its own final LayerNorm (the MAE / MoCo v3 releases carry it);
 ``S`` the student, which sees only the visible tokens (``x ⊙ M``, 90 % masked
 by default) of the view ``v(t)`` paired with teacher t (the original view, or
 the strongly augmented view of the same crop for a MoCo teacher, §3.3); and
-``P_t`` a per-teacher projector (one linear layer by default).
+``P_t`` a per-teacher projector (one linear layer by default), or one
+projector ``P`` shared by all teachers as Eq. 4 writes it
+(``shared_projector=True``).
 """
 from typing import Dict, List, Optional, Union
 
@@ -55,8 +59,8 @@ class MOMA(BaseSelfSupervisor):
       at the same patch position) or ``'both'`` (default: the CLS token and
       the visible tokens, averaged over all aligned tokens).
     * **Masking**: one random mask per student view and batch element, shared
-      by the teachers paired with that view; ``round(N * (1 - mask_ratio))``
-      tokens stay visible.
+      by the teachers paired with that view; ``int(N * (1 - mask_ratio))``
+      tokens stay visible, as MAE (19 of 196 at 0.9, 9 at 0.95).
     * **Teacher weighting** (``teacher_weighting``): ``'fixed'`` uses each
       teacher's ``loss_weight`` (the paper's α, β); ``'uncertainty'`` learns
       them by homoscedastic uncertainty (the paper's suggested future work,
@@ -67,19 +71,25 @@ class MOMA(BaseSelfSupervisor):
             (pre-trained through its ``init_cfg=dict(type='StrictPretrained',
             ...)`` in the single-teacher recipes, random for multi-teacher).
         teachers (dict): ``name -> dict(teacher, loss_weight=1.0,
-            student_view=0, projector=dict(type='TokenProjector'))`` where
-            ``teacher`` is a ``FrozenTeacher`` config (``network``,
-            ``checkpoint``, ...) whose network returns raw token sequences,
-            ``student_view`` indexes the views the data pipeline produces
-            (0: the original view every teacher sees; 1: e.g. the strong view
-            of the same crop), and ``projector`` gets ``in_dims`` /
-            ``out_dims`` filled in (``projector=None``: identity, only when
-            the dimensions match).
+            student_view=0, teacher_view=0,
+            projector=dict(type='TokenProjector'))`` where ``teacher`` is a
+            ``FrozenTeacher`` config (``network``, ``checkpoint``, ...) whose
+            network returns raw token sequences, ``student_view`` /
+            ``teacher_view`` index the views the data pipeline produces (0:
+            the original view; 1: e.g. the strong view of the same crop) fed
+            masked to the student / whole to the teacher, and ``projector``
+            gets ``in_dims`` / ``out_dims`` filled in (``projector=None``:
+            identity, only when the dimensions match).
         mask_ratio (float): fraction of student tokens masked, in [0, 1).
             Defaults to 0.9 (paper §4.1).
         align (str): tokens to align, one of ``ALIGN_MODES``.
         smooth_l1_beta (float): Smooth L1 ``beta``. Defaults to 1.0.
         teacher_weighting (str): one of ``WEIGHTING_MODES``.
+        shared_projector (bool): one projector ``P`` for every teacher (Eq. 4
+            writes a single ``P``); the teachers must then have the same
+            width and the same ``projector`` config. ``self.projectors[name]``
+            is the same module for every name. Defaults to False (one
+            projector per teacher).
         data_preprocessor (dict, optional): e.g. ``SelfSupDataPreprocessor``.
         init_cfg (dict, optional): init config of the student side.
     """
@@ -91,6 +101,7 @@ class MOMA(BaseSelfSupervisor):
                  align: str = 'both',
                  smooth_l1_beta: float = 1.0,
                  teacher_weighting: str = 'fixed',
+                 shared_projector: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(
@@ -119,31 +130,54 @@ class MOMA(BaseSelfSupervisor):
         self.projectors = ModuleDict()
         self.loss_weights: Dict[str, float] = {}
         self.student_views: Dict[str, int] = {}
+        self.teacher_views: Dict[str, int] = {}
+        if not isinstance(shared_projector, bool):
+            raise ValueError('MOMA.shared_projector must be True or False, '
+                             f'got {shared_projector!r}')
+        self.shared_projector = shared_projector
         student_dims = self.backbone.embed_dims
+        shared_spec = None  # (projector config, teacher width) when shared
         for name, spec in teachers.items():
             spec = dict(spec)
             unknown = set(spec) - {
-                'teacher', 'loss_weight', 'student_view', 'projector'
+                'teacher', 'loss_weight', 'student_view', 'teacher_view',
+                'projector'
             }
             if unknown or 'teacher' not in spec:
                 raise ValueError(
                     f'MOMA.teachers.{name} takes the keys teacher (required),'
-                    f' loss_weight, student_view, projector; got '
-                    f'{sorted(spec)}')
+                    f' loss_weight, student_view, teacher_view, projector; '
+                    f'got {sorted(spec)}')
             teacher = MODELS.build(dict(type='FrozenTeacher',
                                         **spec['teacher']))
             self.teachers[name] = teacher
             teacher_dims = teacher.network.embed_dims
-            self.projectors[name] = self._build_projector(
-                name, spec.get('projector', dict(type='TokenProjector')),
-                student_dims, teacher_dims)
+            projector_cfg = spec.get('projector', dict(type='TokenProjector'))
+            if shared_projector and self.projectors:
+                first = next(iter(self.projectors))
+                if (projector_cfg, teacher_dims) != shared_spec:
+                    raise ValueError(
+                        f'MOMA.shared_projector=True needs one projector for'
+                        f' all teachers: MOMA.teachers.{name} has projector '
+                        f'{projector_cfg} and width {teacher_dims}, '
+                        f'MOMA.teachers.{first} has {shared_spec[0]} and '
+                        f'{shared_spec[1]}')
+                self.projectors[name] = self.projectors[first]
+            else:
+                shared_spec = (projector_cfg, teacher_dims)
+                self.projectors[name] = self._build_projector(
+                    name, projector_cfg, student_dims, teacher_dims)
             self.loss_weights[name] = float(spec.get('loss_weight', 1.0))
-            view = spec.get('student_view', 0)
-            if isinstance(view, bool) or not isinstance(view, int) \
-                    or view < 0:
-                raise ValueError(f'MOMA.teachers.{name}.student_view must be '
-                                 f'a view index >= 0, got {view!r}')
-            self.student_views[name] = view
+            for key, views in (('student_view', self.student_views),
+                               ('teacher_view', self.teacher_views)):
+                view = spec.get(key, 0)
+                if isinstance(view, bool) or not isinstance(view, int) \
+                        or view < 0:
+                    raise ValueError(
+                        f'MOMA.teachers.{name}.{key} must be a view index '
+                        'int >= 0 (0: the original view, 1: the strong '
+                        f'view of the default pipeline), got {view!r}')
+                views[name] = view
         self.weighting = (
             MODELS.build(dict(type='UncertaintyWeighting',
                               names=list(teachers)))
@@ -200,7 +234,7 @@ class MOMA(BaseSelfSupervisor):
 
         Args:
             inputs (Tensor | list[Tensor]): the views, each (B, 3, H, W);
-                view 0 is the original view every teacher sees.
+                view 0 is the original view (every teacher's by default).
             data_samples (list[DataSample]): unused.
 
         Returns:
@@ -208,14 +242,15 @@ class MOMA(BaseSelfSupervisor):
             total), and with uncertainty weighting ``weight_<teacher>``.
         """
         views = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-        for name, view in self.student_views.items():
-            if view >= len(views):
-                raise ValueError(
-                    f'MOMA.teachers.{name}.student_view={view}, but the data '
-                    f'pipeline produces {len(views)} view(s); add the view '
-                    '(e.g. MultiView after the shared crop) or change '
-                    'student_view')
-        original = views[0]
+        for key, pairing in (('student_view', self.student_views),
+                             ('teacher_view', self.teacher_views)):
+            for name, view in pairing.items():
+                if view >= len(views):
+                    raise ValueError(
+                        f'MOMA.teachers.{name}.{key}={view}, but the data '
+                        f'pipeline produces {len(views)} view(s); add the '
+                        'view (e.g. MultiView after the shared crop) or '
+                        f'change {key}')
 
         # Student: one random mask per view that some teacher is paired with.
         students = {}
@@ -229,7 +264,8 @@ class MOMA(BaseSelfSupervisor):
 
         losses: Dict[str, Tensor] = {}
         for name, teacher in self.teachers.items():
-            target = teacher(original)[-1]  # (B, P + N, C_t), N ∘ T(x)
+            # (B, P + N, C_t), N ∘ T(x): the whole (unmasked) teacher view
+            target = teacher(views[self.teacher_views[name]])[-1]
             student, ids_keep = students[self.student_views[name]]
             prediction = self.projectors[name](student)  # P ∘ S(x ⊙ M)
             prediction, target = self._aligned(prediction, target, ids_keep)

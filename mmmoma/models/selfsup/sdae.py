@@ -10,14 +10,25 @@ of the MAE code base), see ``shared/NOTES.md``.
                masked tokens x̃ in ``num_folds`` disjoint folds x̃*¹ … x̃*ᵗ,
                each encoded on its own with its own CLS token (§2.2)
     target     f̄_φ = (f_φ − mean) / sqrt(var + ε)     per token   (Eq. 3)
-    loss       1 − cos(f̄_φ(x̃ᵢ), f_θ(x̂)ᵢ)  averaged over the masked tokens
-               i that have a target                                (Eq. 4)
-    EMA        φ ← m·φ + (1 − m)·θ, cosine schedule of m           (Eq. 7)
+    loss       1 − cos, as the official code computes Eq. 4:
+               ``F.cosine_similarity(teacher, student)`` with its default
+               ``dim=1`` on (B·t, n/t, C) fold tensors, i.e. a cosine over
+               the tokens i of one fold, per channel, then the mean over
+               (B·t, C) (``loss_reduction='fold'``, default); with the
+               whole image as teacher input the official tensors are 2-D,
+               so there it is per token. ``loss_reduction='token'``: a
+               per-token cosine over channels everywhere.           (Eq. 4)
+    EMA        φ ← m·φ + (1 − m)·θ, cosine schedule of m over the
+               epochs                                               (Eq. 7)
 
 The EMA update runs outside the forward pass, from ``TeacherEMAHook``
-(after every epoch by default, or after every iteration).
+(after every epoch by default, or after every iteration with the epoch's
+momentum). The teacher starts as the official timm ViT (random
+trunc_normal(0.02) weights, position embedding and CLS token).
 """
 import copy
+import math
+import warnings
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
@@ -25,7 +36,7 @@ import torch.nn.functional as F
 from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..utils.momentum import check_unit_interval, cosine_momentum, ema_update_
 from ..utils.token_selection import (TokenSplit, check_mask_ratio,
@@ -40,6 +51,13 @@ from ..utils.token_selection import (TokenSplit, check_mask_ratio,
 #: patch token ("full image", only the masked positions get a loss).
 TEACHER_INPUTS = ('masked', 'crop', 'full')
 MOMENTUM_UPDATES = ('epoch', 'iter')
+#: How Eq. (4)'s cosine is reduced (see :func:`fold_cosine_distance`).
+LOSS_REDUCTIONS = ('fold', 'token')
+#: Per-iteration EMA momenta whose half-life log(0.5) / log(m) is shorter
+#: than this many iterations get a warning (the teacher then tracks the
+#: student within tens of iterations; the paper calls SdAE "extremely
+#: sensitive" to the momentum).
+MIN_EMA_HALF_LIFE_ITERS = 100
 
 
 class TeacherTokens(NamedTuple):
@@ -148,11 +166,10 @@ def normalize_target(features: Tensor, eps: float = 1e-6) -> Tensor:
 
 
 def cosine_distance(prediction: Tensor, target: Tensor) -> Tensor:
-    """Eq. (4): ``1 − cos`` per token over the feature dim, mean over tokens.
+    """Eq. (4) per token: ``1 − cos`` over the feature dim, mean over tokens.
 
-    The cosine is taken over the *last* (feature) dimension, token by token
-    (the official code reduces over ``dim=1``, the tokens; that slip is not
-    reproduced).
+    ``loss_reduction='token'`` (and the official full-image mode, whose
+    tensors are 2-D (tokens, C), so ``dim=1`` is the feature dim there).
 
     Args:
         prediction (Tensor): (B, T, C) student decoder outputs.
@@ -164,6 +181,43 @@ def cosine_distance(prediction: Tensor, target: Tensor) -> Tensor:
     cosine = F.cosine_similarity(
         prediction, target.to(prediction.dtype), dim=-1)
     return (1.0 - cosine).mean()
+
+
+def fold_cosine_distance(prediction: Tensor, target: Tensor,
+                         num_folds: int) -> Tensor:
+    """Eq. (4) as the official code computes it (``loss_reduction='fold'``).
+
+    ``1 − F.cosine_similarity(target, prediction, dim=1)`` on (B·t, L_f, C)
+    fold tensors: for each fold and each channel c, the cosine between the
+    teacher's and the student's values of c over the L_f tokens of the fold;
+    then the mean over the B·t folds and C channels. (Eq. 4's sums run over
+    the masked tokens i; this is the objective behind Tables 2 and 5.)
+
+    Args:
+        prediction (Tensor): (B, t * L_f, C) student outputs, fold by fold.
+        target (Tensor): (B, t * L_f, C) normalised teacher features, in the
+            same order.
+        num_folds (int): t.
+
+    Returns:
+        Tensor: scalar, the mean over the B * t * C fold channels.
+    """
+    batch_size, num_tokens, channels = prediction.shape
+    if num_tokens % num_folds:
+        raise ValueError(f'{num_tokens} target tokens do not split into '
+                         f'{num_folds} folds')
+    shape = (batch_size * num_folds, num_tokens // num_folds, channels)
+    cosine = F.cosine_similarity(
+        prediction.reshape(shape), target.to(prediction.dtype).reshape(shape),
+        dim=1)  # (B * t, C)
+    return (1.0 - cosine).mean()
+
+
+def _has_pretrained(init_cfg) -> bool:
+    """Whether an ``init_cfg`` loads weights (``Pretrained`` and the like)."""
+    cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+    return any(isinstance(cfg, dict) and 'Pretrained' in str(cfg.get('type'))
+               for cfg in cfgs)
 
 
 @MODELS.register_module()
@@ -194,11 +248,25 @@ class SdAE(BaseSelfSupervisor):
         end_momentum (float): EMA momentum m at the end, in [0, 1]. Defaults
             to 0.99.
         momentum_update (str): ``'epoch'`` (default, official) or ``'iter'``:
-            when ``TeacherEMAHook`` updates the teacher.
+            when ``TeacherEMAHook`` updates the teacher. ``'iter'`` uses the
+            epoch's momentum after every iteration (official
+            ``momentum_schedule[epoch]``, see :attr:`momentum_progress`) and
+            warns when its EMA half-life is under
+            :data:`MIN_EMA_HALF_LIFE_ITERS` iterations.
         teacher_init (str): ``'random'`` (default, official: the teacher is
-            initialised independently of the student) or ``'student'`` (a
-            copy of the initialised student).
+            initialised independently of the student, as a timm ViT) or
+            ``'student'`` (a copy of the initialised student).
         target_eps (float): ε of Eq. (3). Defaults to 1e-6.
+        normalize_target (bool): apply Eq. (3) to the teacher's features
+            ("teacher normalize", Table 5). Defaults to True (official).
+        loss_reduction (str): one of :data:`LOSS_REDUCTIONS`. ``'fold'``
+            (default, official): a cosine over the tokens of each fold, per
+            channel (:func:`fold_cosine_distance`): ``'masked'``: the t
+            folds (t = 1: one fold of all masked tokens); ``'crop'``: the
+            crop's folds (one fold with ``num_folds=1``); ``'full'``: per
+            token, as the official code's 2-D tensors there. ``'token'``: a
+            per-token cosine over channels for every teacher input
+            (:func:`cosine_distance`).
         data_preprocessor (dict, optional): e.g. ``SelfSupDataPreprocessor``.
         init_cfg (dict | list[dict], optional): e.g. MAE's Xavier init.
     """
@@ -215,6 +283,8 @@ class SdAE(BaseSelfSupervisor):
                  momentum_update: str = 'epoch',
                  teacher_init: str = 'random',
                  target_eps: float = 1e-6,
+                 normalize_target: bool = True,
+                 loss_reduction: str = 'fold',
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(
@@ -242,6 +312,16 @@ class SdAE(BaseSelfSupervisor):
         self.momentum_update = momentum_update
         self.teacher_init = teacher_init
         self.target_eps = target_eps
+        if not isinstance(normalize_target, bool):
+            raise ValueError('SdAE.normalize_target must be a bool, got '
+                             f'{normalize_target!r}')
+        self.normalize_target = normalize_target
+        if loss_reduction not in LOSS_REDUCTIONS:
+            raise ValueError(f'SdAE.loss_reduction must be one of '
+                             f'{LOSS_REDUCTIONS}, got {loss_reduction!r}')
+        self.loss_reduction = loss_reduction
+        if momentum_update == 'iter':
+            self._warn_fast_ema()
         self.num_folds = self._check_num_folds(num_folds)
         if self.backbone.out_indices[-1] != self.backbone.num_layers - 1:
             raise ValueError('SdAE.backbone.out_indices must end with the '
@@ -312,12 +392,79 @@ class SdAE(BaseSelfSupervisor):
     # ------------------------------------------------------------------
     # training
     # ------------------------------------------------------------------
+    def _warn_fast_ema(self) -> None:
+        """Warn when per-iteration EMA updates make the teacher track the
+        student within tens of iterations: EMA half-life
+        ``log(0.5) / log(m)`` below :data:`MIN_EMA_HALF_LIFE_ITERS`."""
+        momentum = min(self.base_momentum, self.end_momentum)
+        half_life = (math.inf if momentum >= 1.0 else 0.0 if momentum <= 0.0
+                     else math.log(0.5) / math.log(momentum))
+        if half_life < MIN_EMA_HALF_LIFE_ITERS:
+            warnings.warn(
+                f"SdAE.base_momentum={self.base_momentum} / end_momentum="
+                f"{self.end_momentum} with momentum_update='iter': the "
+                f'teacher halves its distance to the student every '
+                f'{half_life:.1f} iterations (< {MIN_EMA_HALF_LIFE_ITERS}), '
+                'i.e. it tracks the student within tens of iterations; the '
+                "official recipe updates once per epoch (momentum_update="
+                "'epoch')", UserWarning)
+
+    #: ``TeacherEMAHook`` in ``momentum_update='iter'`` mode: the official
+    #: per-iteration mode takes ``momentum_schedule[epoch]``, constant
+    #: within an epoch (progress = epoch / max_epochs); iteration-based
+    #: loops fall back to iter / max_iters.
+    momentum_progress = 'epoch'
+
+    @torch.no_grad()
+    def _init_teacher_as_timm_vit(self) -> None:
+        """The official teacher's init (a timm ViT): Linear trunc_normal(std
+        0.02) with zero bias, LayerNorm 1 / 0, a *random* trunc_normal(0.02)
+        ``pos_embed`` and CLS token (no sin-cos; EMA then pulls them toward
+        the student's), the patch-embedding conv with PyTorch's default."""
+        teacher = self.teacher
+        for module in teacher.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Conv2d):
+                module.reset_parameters()
+        nn.init.trunc_normal_(teacher.pos_embed, std=0.02)
+        if getattr(teacher, 'cls_token', None) is not None:
+            nn.init.trunc_normal_(teacher.cls_token, std=0.02)
+
+    @torch.no_grad()
+    def _init_student_as_mae(self) -> None:
+        """MAE's student init beyond ``init_cfg``: patch-embedding weight
+        xavier_uniform on its flattened (D, 3·p·p) view, CLS token normal
+        (std 0.02) (MAE ``initialize_weights``; the decoder's mask token is
+        drawn by ``MAEPretrainDecoder``)."""
+        weight = self.backbone.patch_embed.projection.weight
+        nn.init.xavier_uniform_(weight.view(weight.shape[0], -1))
+        if getattr(self.backbone, 'cls_token', None) is not None:
+            nn.init.normal_(self.backbone.cls_token, std=0.02)
+
     def init_weights(self) -> None:
-        """Initialise student and decoder; the teacher randomly (official)
-        or as a copy of the student (``teacher_init='student'``)."""
+        """Initialise student (MAE) and decoder; the teacher randomly as the
+        official timm ViT (``teacher_init='random'``) or as a copy of the
+        student (``teacher_init='student'``).
+
+        A student with a pretrained ``init_cfg`` is left as loaded. As
+        mmengine's ``BaseModule``, only the first call initialises (the
+        Runner calls it again on a built model)."""
+        first_call = not self.is_init
         super().init_weights()
+        if not first_call:
+            return
+        if not _has_pretrained(self.backbone.init_cfg):
+            self._init_student_as_mae()
         if self.teacher_init == 'student':
             self.teacher.load_state_dict(self.backbone.state_dict())
+        else:
+            self._init_teacher_as_timm_vit()
 
     def train(self, mode: bool = True) -> 'SdAE':
         """Set train / eval mode; the teacher always stays in eval mode."""
@@ -402,6 +549,8 @@ class SdAE(BaseSelfSupervisor):
         features = unfold_groups(patches, num_folds)  # (B, F * L_f, C)
         if tokens.target_rows is not None:
             features = gather_tokens(features, tokens.target_rows)
+        if not self.normalize_target:
+            return features
         return normalize_target(features, self.target_eps)
 
     def loss(self, inputs: Union[Tensor, List[Tensor]],
@@ -433,6 +582,11 @@ class SdAE(BaseSelfSupervisor):
 
         target = self.targets(inputs, tokens)
         prediction = gather_tokens(prediction, tokens.target_ids)
+        if self.loss_reduction == 'token' or self.teacher_input == 'full':
+            loss = cosine_distance(prediction, target)
+        else:
+            loss = fold_cosine_distance(prediction, target,
+                                        tokens.fold_ids.shape[1])
         return dict(
-            loss=cosine_distance(prediction, target),
+            loss=loss,
             teacher_updates=self.teacher_updates.detach().float())

@@ -80,14 +80,120 @@ def test_projectors_get_their_init(teacher_ckpt):
         assert torch.all(projector.layers.bias == 0)
 
 
-def test_student_sees_round_n_times_one_minus_r_tokens(teacher_ckpt):
+def test_student_sees_int_n_times_one_minus_r_tokens(teacher_ckpt):
     model = build(moma_cfg(teacher_ckpt, mask_ratio=0.9))
     seen = []
     model.backbone.layers[0].register_forward_hook(
         lambda module, args, out: seen.append(args[0].shape))
     model.loss(views(batch=3), None)
-    # one student pass per paired view; 64 tokens, round(6.4) = 6 visible
+    # one student pass per paired view; 64 tokens, int(6.4) = 6 visible
     assert seen == [torch.Size([3, 1 + 6, 64])] * 2
+
+
+@pytest.mark.parametrize('mask_ratio,visible', [(0.9, 19), (0.95, 9)])
+def test_visible_count_of_a_224_px_vit_b_is_maes(teacher_ckpt, mask_ratio,
+                                                 visible):
+    # MAE's int(N (1 - r)) of N = 196 patches (round would give 20 and 10)
+    model = build(moma_cfg(teacher_ckpt, mask_ratio=mask_ratio))
+    assert model.student_split(2, 196).ids_keep.shape == (2, visible)
+
+
+def patch_embed_inputs(model):
+    """name -> the images each teacher's patch embedding receives."""
+    captured = {}
+
+    def hook(name):
+        def record(module, args, out):
+            captured.setdefault(name, args[0])
+        return record
+
+    for name, teacher in model.teachers.items():
+        teacher.network.patch_embed.register_forward_hook(hook(name))
+    return captured
+
+
+@pytest.mark.parametrize('moco_view', [0, 1])
+def test_each_teacher_is_fed_its_teacher_view(teacher_ckpt, moco_view):
+    # Fig. 4: "the teacher takes the original image (or optionally strong
+    # augmented image)"
+    cfg = moma_cfg(teacher_ckpt)
+    cfg['teachers']['moco']['teacher_view'] = moco_view
+    model = build(cfg)
+    assert model.teacher_views == dict(moco=moco_view, mae=0)
+    captured = patch_embed_inputs(model)
+    inputs = views()
+    model.loss(inputs, None)
+    assert torch.equal(captured['moco'], inputs[moco_view])
+    assert torch.equal(captured['mae'], inputs[0])  # the default
+    # and the loss is the Smooth L1 against that view's teacher tokens
+    torch.manual_seed(5)
+    losses = model.loss(inputs, None)
+    torch.manual_seed(5)
+    for view in (0, 1):  # the students' masks, drawn in view order
+        split = random_token_split(2, 64, 0.75)
+        if view == 1:
+            ids_keep = split.ids_keep
+            student = model.backbone(inputs[1], token_ids=ids_keep)[-1]
+    target = model.teachers['moco'](inputs[moco_view])[-1]
+    target = torch.cat(
+        [target[:, :1], gather_tokens(target[:, 1:], ids_keep)], dim=1)
+    expected = 0.25 * F.smooth_l1_loss(model.projectors['moco'](student),
+                                       target)
+    torch.testing.assert_close(losses['loss_moco'], expected)
+
+
+@pytest.mark.parametrize('view', ['strong', -1, True, 0.0])
+def test_bad_teacher_view_raises_naming_the_field(teacher_ckpt, view):
+    cfg = moma_cfg(teacher_ckpt)
+    cfg['teachers']['moco']['teacher_view'] = view
+    with pytest.raises(ValueError,
+                       match=r'MOMA\.teachers\.moco\.teacher_view must be '
+                       r'a view index int >= 0 \(0: the original view, 1'):
+        MODELS.build(cfg)
+
+
+def test_teacher_view_missing_from_the_pipeline_raises(teacher_ckpt):
+    cfg = moma_cfg(teacher_ckpt)
+    cfg['teachers']['mae']['teacher_view'] = 2
+    model = build(cfg)
+    with pytest.raises(ValueError, match='teachers.mae.teacher_view=2'):
+        model.loss(views(), None)  # two views: 0 and 1
+
+
+def test_shared_projector_is_one_module_trained_by_both_teachers(
+        teacher_ckpt):
+    # Eq. 4 writes one projector P for both teachers
+    model = build(moma_cfg(teacher_ckpt, shared_projector=True))
+    projector = model.projectors['moco']
+    assert model.projectors['mae'] is projector
+    own = {id(p) for p in projector.parameters()}
+    assert len(own) == 2  # one weight, one bias ...
+    assert sum(id(p) in own for p in model.parameters()) == 2  # ... once
+    separate = build(moma_cfg(teacher_ckpt))
+    assert len(list(separate.parameters())) == \
+        len(list(model.parameters())) + 2
+    # its gradient is the sum of both teachers' gradients, each non-zero
+    inputs = views()
+    grads = []
+    for key in ('loss_moco', 'loss_mae', None):
+        model.zero_grad()
+        torch.manual_seed(7)
+        losses = model.loss(inputs, None)
+        (losses[key] if key else sum(losses.values())).backward()
+        grads.append(projector.layers.weight.grad.clone())
+    moco, mae, total = grads
+    assert moco.abs().sum() > 0 and mae.abs().sum() > 0
+    torch.testing.assert_close(total, moco + mae)
+
+
+def test_shared_projector_needs_one_projector_config(teacher_ckpt):
+    cfg = moma_cfg(teacher_ckpt, shared_projector=True)
+    cfg['teachers']['mae']['projector'] = dict(type='TokenProjector',
+                                               hidden_dims=32)
+    with pytest.raises(ValueError, match='MOMA.shared_projector=True'):
+        MODELS.build(cfg)
+    with pytest.raises(ValueError, match='MOMA.shared_projector must be'):
+        MODELS.build(moma_cfg(teacher_ckpt, shared_projector='yes'))
 
 
 def test_targets_come_from_the_unmasked_original_view(teacher_ckpt):

@@ -9,6 +9,7 @@ from mmpretrain.registry import MODELS
 from torch import Tensor
 
 from mmmoma.models.selfsup.sdae import (SdAE, TeacherTokens, cosine_distance,
+                                        fold_cosine_distance,
                                         normalize_target,
                                         select_teacher_tokens)
 from mmmoma.models.utils import cosine_momentum, random_token_split
@@ -87,7 +88,7 @@ def test_masked_folds_partition_the_masked_tokens(mask_ratio, num_folds):
 
 
 def test_remainder_case_is_really_exercised():
-    # 0.7 masking: round(64 * 0.3) = 19 visible, 45 masked; 4 folds of 11
+    # 0.7 masking: int(64 * 0.3) = 19 visible (MAE), 45 masked; 4 folds of 11
     split = random_token_split(2, NUM_TOKENS, 0.7)
     tokens = select_teacher_tokens(split, 'masked', 4)
     assert split.ids_mask.shape[1] == 45
@@ -242,7 +243,7 @@ def test_cosine_distance_is_per_token_over_features():
     cos0 = (1 * 2 + 2 * 1) / (math.sqrt(5) * math.sqrt(5))  # 0.8
     cos1 = (3 * 1 - 1 * 1) / (math.sqrt(10) * math.sqrt(2))
     per_token = 1 - (cos0 + cos1) / 2
-    # over the tokens (dim=1, the official code's slip)
+    # over the tokens, per channel (dim=1, the official code's objective)
     cos_f0 = (1 * 2 + 3 * 1) / (math.sqrt(10) * math.sqrt(5))
     cos_f1 = (2 * 1 - 1 * 1) / (math.sqrt(5) * math.sqrt(2))
     over_tokens = 1 - (cos_f0 + cos_f1) / 2
@@ -250,6 +251,28 @@ def test_cosine_distance_is_per_token_over_features():
     got = cosine_distance(prediction, target).item()
     assert got == pytest.approx(per_token, abs=1e-6)
     assert got != pytest.approx(over_tokens, abs=1e-3)
+    # the official reduction, one fold of both tokens
+    folded = fold_cosine_distance(prediction, target, 1).item()
+    assert folded == pytest.approx(over_tokens, abs=1e-6)
+
+
+def test_fold_cosine_distance_is_per_fold_and_channel():
+    g = torch.Generator().manual_seed(0)
+    prediction = torch.randn(2, 6, 3, generator=g)
+    target = torch.randn(2, 6, 3, generator=g)
+    total = 0.0
+    for b in range(2):
+        for f in range(3):  # folds of 2 consecutive tokens
+            for c in range(3):
+                p = prediction[b, 2 * f:2 * f + 2, c]
+                t = target[b, 2 * f:2 * f + 2, c]
+                total += 1 - (p @ t / (p.norm() * t.norm())).item()
+    got = fold_cosine_distance(prediction, target, 3).item()
+    assert got == pytest.approx(total / 18, abs=1e-6)
+    assert got != pytest.approx(
+        fold_cosine_distance(prediction, target, 1).item(), abs=1e-3)
+    with pytest.raises(ValueError, match='folds'):
+        fold_cosine_distance(prediction, target, 4)
 
 
 def test_cosine_distance_means_over_batch_and_tokens():
@@ -295,7 +318,8 @@ def test_targets_are_normalised_per_token():
 
 
 def test_loss_matches_the_equations_by_hand():
-    model = build(num_folds=3)
+    # the per-token cosine, kept as loss_reduction='token'
+    model = build(num_folds=3, loss_reduction='token')
     scramble_final_norm(model)
     x = images(batch=2, seed=5)
     torch.manual_seed(7)
@@ -324,6 +348,85 @@ def test_loss_matches_the_equations_by_hand():
                     count += 1
     assert count == 96
     assert losses['loss'].item() == pytest.approx(total / count, abs=1e-5)
+
+
+def channel_cosine_loss(p: Tensor, t: Tensor) -> Tensor:
+    """(L, C) fold tensors: 1 − cos over the L tokens, per channel (C,)."""
+    dot = torch.einsum('lc,lc->c', p, t)
+    norms = torch.einsum('lc,lc->c', p, p).sqrt() * \
+        torch.einsum('lc,lc->c', t, t).sqrt()
+    return 1.0 - dot / norms
+
+
+def by_hand_targets(t: Tensor) -> Tensor:
+    mean = t.mean(-1, keepdim=True)
+    var = ((t - mean)**2).mean(-1, keepdim=True)
+    return (t - mean) / torch.sqrt(var + 1e-6)
+
+
+@pytest.mark.parametrize('kwargs,fold_size', [
+    (dict(teacher_input='masked', num_folds=3), 16),
+    (dict(teacher_input='masked', num_folds=1), 48),
+    (dict(teacher_input='crop', crop_ratio=0.5, num_folds=1), 24),
+    (dict(teacher_input='full', num_folds=1), None),
+])
+def test_default_loss_is_the_official_objective(kwargs, fold_size):
+    """Re-computed from raw tensors: official ``1 − F.cosine_similarity(
+    teacher, student)`` (dim=1) on (B·t, n/t, C) folds (a cosine over a
+    fold's tokens, per channel); per token for the full image (2-D)."""
+    model = build(**kwargs)
+    assert model.loss_reduction == 'fold'
+    scramble_final_norm(model)
+    x = images(batch=2, seed=5)
+    torch.manual_seed(7)
+    loss = model.loss(x, None)['loss'].item()
+
+    torch.manual_seed(7)
+    split = random_token_split(2, NUM_TOKENS, 0.75)
+    terms = []
+    with torch.no_grad():
+        latent = model.backbone(x, token_ids=split.ids_keep)[0]
+        prediction = model.neck(latent, split.ids_restore)  # (B, N, C)
+        for b in range(2):
+            if fold_size is None:  # teacher on all 64 patches, in order
+                whole = by_hand_targets(model.teacher(x[b:b + 1])[0][0, 1:])
+                for pid in split.ids_mask[b].tolist():
+                    p, t = prediction[b, pid], whole[pid]
+                    terms.append(1 - (p @ t) / (p.norm() * t.norm()))
+                continue
+            folds = 48 // fold_size if kwargs['teacher_input'] == 'masked' \
+                else 1
+            for f in range(folds):
+                ids = split.ids_mask[b, fold_size * f:fold_size * (f + 1)]
+                feats = model.teacher(x[b:b + 1], token_ids=ids[None])[0]
+                t = by_hand_targets(feats[0, 1:])  # (L_f, C), CLS dropped
+                p = prediction[b, ids]
+                terms.extend(channel_cosine_loss(p, t))
+    want = torch.stack(terms).mean().item()
+    assert loss == pytest.approx(want, abs=1e-5)
+    # ... and differs from the per-token cosine except for the full image
+    torch.manual_seed(7)
+    model.loss_reduction = 'token'
+    token = model.loss(x, None)['loss'].item()
+    if fold_size is None:
+        assert token == pytest.approx(loss, abs=1e-6)
+    else:
+        assert abs(token - loss) > 1e-3
+
+
+def test_normalize_target_off_gives_raw_teacher_features():
+    model = build(num_folds=3, normalize_target=False)
+    scramble_final_norm(model)
+    x = images(batch=2)
+    split = random_token_split(2, NUM_TOKENS, 0.75)
+    tokens = model.teacher_tokens(split)
+    raw = model.teacher(x, token_ids=tokens.fold_ids.flatten(1),
+                        num_groups=3)[0][:, 1:].reshape(2, 48, 64)
+    torch.testing.assert_close(model.targets(x, tokens), raw, atol=1e-6,
+                               rtol=0)
+    model.normalize_target = True
+    torch.testing.assert_close(model.targets(x, tokens),
+                               normalize_target(raw), atol=1e-5, rtol=0)
 
 
 def test_loss_accepts_a_one_view_list_only():
@@ -360,14 +463,68 @@ def test_teacher_is_the_encoder_only_and_starts_random_by_default():
         model.backbone.state_dict().keys()
     assert not any('mask_token' in k or 'decoder' in k
                    for k in model.teacher.state_dict())
-    # official: independently initialised (sincos pos_embed is shared)
+    # official: independently initialised
     assert not torch.equal(model.teacher.layers[0].attn.qkv.weight,
                            model.backbone.layers[0].attn.qkv.weight)
-    torch.testing.assert_close(model.teacher.pos_embed,
-                               model.backbone.pos_embed)
     copied = build(teacher_init='student')
     for key, value in copied.backbone.state_dict().items():
         assert torch.equal(copied.teacher.state_dict()[key], value), key
+
+
+def test_teacher_init_is_the_official_timm_vit():
+    """Linear trunc_normal(0.02) + zero bias, LayerNorm 1 / 0, a random
+    trunc_normal(0.02) pos_embed and CLS token (not the student's sin-cos).
+    """
+    model = MODELS.build(sdae_cfg(
+        backbone=dict(sdae_cfg()['backbone'], arch=dict(
+            embed_dims=256, num_layers=2, num_heads=4,
+            feedforward_channels=1024))))
+    torch.manual_seed(0)
+    model.init_weights()
+    teacher = model.teacher
+    linears = [m for m in teacher.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears
+    for layer in linears:
+        assert layer.weight.std().item() == pytest.approx(0.02, rel=0.05)
+        # (timm's trunc_normal_ cuts at ±2 absolute: a normal in effect)
+        assert torch.equal(layer.bias, torch.zeros_like(layer.bias))
+    for norm in [m for m in teacher.modules()
+                 if isinstance(m, torch.nn.LayerNorm)]:
+        assert torch.equal(norm.weight, torch.ones_like(norm.weight))
+        assert torch.equal(norm.bias, torch.zeros_like(norm.bias))
+    assert teacher.pos_embed.std().item() == pytest.approx(0.02, rel=0.1)
+    assert teacher.cls_token.std().item() == pytest.approx(0.02, rel=0.2)
+    assert not torch.allclose(teacher.pos_embed, model.backbone.pos_embed,
+                              atol=0.1)
+    # the teacher's pos_embed is a parameter EMA pulls toward the student's
+    assert 'pos_embed' in dict(teacher.named_parameters())
+    before = teacher.pos_embed.detach().clone()
+    model.update_teacher(0.5)
+    torch.testing.assert_close(
+        teacher.pos_embed, 0.5 * before + 0.5 * model.backbone.pos_embed)
+
+
+def test_student_init_is_mae():
+    """Patch embedding xavier_uniform on the flattened weight, CLS normal
+    (0.02), Linear xavier_uniform, sin-cos position embedding."""
+    model = MODELS.build(sdae_cfg(
+        backbone=dict(sdae_cfg()['backbone'], arch=dict(
+            embed_dims=256, num_layers=1, num_heads=4,
+            feedforward_channels=256)),
+        init_cfg=[
+            dict(type='Xavier', layer='Linear', distribution='uniform'),
+            dict(type='Constant', layer='LayerNorm', val=1.0, bias=0.0)]))
+    torch.manual_seed(0)
+    model.init_weights()
+    weight = model.backbone.patch_embed.projection.weight  # (256, 3, 4, 4)
+    fan_in, fan_out = weight[0].numel(), weight.shape[0]
+    bound = math.sqrt(6 / (fan_in + fan_out))
+    assert weight.abs().max().item() <= bound + 1e-6
+    assert weight.abs().max().item() > 0.9 * bound
+    assert weight.std().item() == pytest.approx(bound / math.sqrt(3),
+                                                rel=0.05)
+    cls = model.backbone.cls_token
+    assert cls.std().item() == pytest.approx(0.02, rel=0.2)
 
 
 def test_update_teacher_is_the_ema_equation():
@@ -436,7 +593,8 @@ def test_teacher_gets_no_gradients_and_stays_in_eval_mode():
 
 
 def test_tiny_sdae_overfits_a_fixed_batch(one_thread):
-    model = build(num_folds=3)
+    # the constant baseline below is per token: loss_reduction='token'
+    model = build(num_folds=3, loss_reduction='token')
     model.train()
     x = images(batch=2, seed=3)
     teacher = snapshot(model.teacher)
@@ -521,6 +679,8 @@ def test_state_dict_restores_the_teacher_exactly():
     (dict(teacher_input='visible'), 'SdAE.teacher_input'),
     (dict(momentum_update='step'), 'SdAE.momentum_update'),
     (dict(teacher_init='zeros'), 'SdAE.teacher_init'),
+    (dict(loss_reduction='channel'), 'SdAE.loss_reduction'),
+    (dict(normalize_target='yes'), 'SdAE.normalize_target'),
 ])
 def test_bad_config_values_raise_naming_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field.replace('.', r'\.')):
@@ -540,6 +700,25 @@ def test_backbone_must_output_its_last_layer():
     cfg['backbone'] = dict(cfg['backbone'], out_indices=[0])
     with pytest.raises(ValueError, match='out_indices'):
         MODELS.build(cfg)
+
+
+def test_loss_reduction_error_lists_the_allowed_values():
+    with pytest.raises(ValueError, match=r"\('fold', 'token'\)"):
+        MODELS.build(sdae_cfg(loss_reduction='channel'))
+
+
+def test_fast_per_iteration_ema_warns():
+    # official 0.96 applied every iteration: half-life 17 iterations
+    with pytest.warns(UserWarning, match=r'SdAE\.base_momentum.*iter'):
+        MODELS.build(sdae_cfg(momentum_update='iter', base_momentum=0.96,
+                              end_momentum=0.99))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        # half-life 693 iterations; per-epoch updates never warn
+        MODELS.build(sdae_cfg(momentum_update='iter', base_momentum=0.999,
+                              end_momentum=0.9999))
+        MODELS.build(sdae_cfg(momentum_update='epoch', base_momentum=0.5))
 
 
 @pytest.mark.parametrize('kwargs', [
