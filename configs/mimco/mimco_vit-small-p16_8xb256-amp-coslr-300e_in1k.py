@@ -8,10 +8,18 @@ _base_ = [
 ]
 vit_small = dict(
     embed_dims=384, num_layers=12, num_heads=12, feedforward_channels=1536)
+# BatchNorm of the heads over the whole batch, as MoBY (its projector /
+# predictor BNs are SyncBN); a one-process run reverts them to BN (mmengine's
+# Runner.wrap_model: revert_sync_batchnorm).
+syncbn_head = dict(norm_cfg=dict(type='SyncBN'))
 model = dict(
     backbone=dict(arch=dict(_delete_=True, **vit_small)),
     teacher=dict(
         network=dict(arch=dict(_delete_=True, **vit_small)),
-        checkpoint='checkpoints/mocov3_vit-small-300ep_mmpretrain.pth'))
+        checkpoint='checkpoints/mocov3_vit-small-300ep_mmpretrain.pth'),
+    patch_projector=syncbn_head,
+    patch_predictor=syncbn_head,
+    image_projector=syncbn_head,
+    image_predictor=syncbn_head)
 # TeacherEMAHook updates the momentum projectors after every iteration.
 custom_hooks = [dict(type='RNGStateHook'), dict(type='TeacherEMAHook')]

@@ -43,8 +43,8 @@ HIDDEN, OUT = 32, 16  # head widths
 
 def test_mimco_configs_found():
     names = [osp.basename(path) for path in MIMCO_CONFIGS]
-    assert len(names) == 12, names
-    assert len(PAPER_CONFIGS) == 11
+    assert len(names) == 13, names
+    assert len(PAPER_CONFIGS) == 12
 
 
 def is_swin(cfg: Config) -> bool:
@@ -147,18 +147,26 @@ def test_config_has_the_paper_hyper_parameters(config):
     model = cfg.model
     assert model.type == 'MimCo'
     # masking, losses, queues
+    ablation = name.split('_')[0]
     assert model.mask_patch_size == 32
-    assert model.mask_ratio == 0.6
+    # Table 11's row without masking; SimMIM's 60 % otherwise
+    assert model.mask_ratio == (0.0 if ablation == 'mimco-no-mask' else 0.6)
     assert model.temperature == 0.2
     assert model.patch_queue_length == 4096
     assert model.image_queue_length == 4096
-    ablation = name.split('_')[0]
+    assert model.get('patch_queue_key', 'all') == 'all'  # §3.2
     assert model.patch_loss == ('l1' if ablation == 'mimco-l1-patch' else
                                 'contrastive')
     assert model.patch_loss_weight == (0.0 if ablation ==
                                        'mimco-image-only' else 1.0)
-    assert model.image_loss_weight == (0.0 if ablation ==
-                                       'mimco-patch-only' else 1.0)
+    # Table 7 compares patch losses alone: its contrastive row is Table 8's
+    # patch-only row, so the l1 row has no image loss either
+    assert model.image_loss_weight == (0.0 if ablation in (
+        'mimco-patch-only', 'mimco-l1-patch') else 1.0)
+    # BN statistics over all GPUs in every head, as MoBY (SyncBN)
+    for head in ('patch_projector', 'patch_predictor', 'image_projector',
+                 'image_predictor'):
+        assert model[head].norm_cfg == dict(type='SyncBN'), head
     # student and teacher: the named arch, same patch grid
     if 'swin' in name:
         arch = 'tiny' if 'swin-tiny' in name else 'base'
@@ -214,6 +222,44 @@ def test_config_has_the_paper_hyper_parameters(config):
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'  # name says amp
     hooks = [hook.type for hook in cfg.custom_hooks]
     assert 'TeacherEMAHook' in hooks and 'RNGStateHook' in hooks
+
+
+@pytest.mark.parametrize('config', [
+    osp.join(REPO_ROOT, 'configs', 'mimco', name) for name in (
+        'mimco_swin-tiny_8xb256-amp-coslr-100e_in1k.py',
+        'mimco_vit-small-p16_8xb256-amp-coslr-100e_in1k.py')
+], ids=['swin', 'vit'])
+def test_syncbn_heads_revert_to_bn_in_one_process(config, tmp_path):
+    """The paper configs build SyncBN heads (p1, p2 and the EMA p3); the CPU
+    runs of test_config_trains_two_iterations are one process, where
+    mmengine's Runner.wrap_model applies revert_sync_batchnorm: every
+    SyncBN becomes a BatchNorm with the same parameters and the loss is that
+    of BN heads."""
+    from mmengine.model import revert_sync_batchnorm
+    cfg = Config.fromfile(config)
+    teacher_ckpt = str(tmp_path / 'teacher.pth')
+    shrunk = merged(config, shrink_options(cfg, str(tmp_path), teacher_ckpt))
+    write_teacher_checkpoint(shrunk, teacher_ckpt)
+    torch.manual_seed(0)
+    model = MODELS.build(shrunk.model)
+    model.init_weights()
+    synced = {name for name, module in model.named_modules()
+              if isinstance(module, torch.nn.SyncBatchNorm)}
+    assert {name.split('.')[0] for name in synced} == {
+        'patch_projector', 'patch_predictor', 'patch_momentum_projector',
+        'image_projector', 'image_predictor', 'image_momentum_projector'}
+    bn = [name for name, module in model.named_modules()
+          if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)]
+    assert sorted(bn) == sorted(synced)  # every BN of the model is synced
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    model = revert_sync_batchnorm(model)
+    assert not [m for m in model.modules()
+                if isinstance(m, torch.nn.SyncBatchNorm)]
+    reverted = model.state_dict()
+    assert reverted.keys() == state.keys()
+    assert all(torch.equal(reverted[k], state[k]) for k in state)
+    losses = model.loss(torch.randn(BATCH_SIZE, 3, 32, 32), None)
+    assert losses and all(torch.isfinite(v) for v in losses.values())
 
 
 def expected_losses(cfg: Config) -> set:

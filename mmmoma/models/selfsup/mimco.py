@@ -10,7 +10,8 @@ choices the paper leaves open are listed in :class:`MimCo`.
     patch      qᵢ = p₂ᵖ(p₁ᵖ(z))ᵢ,  kᵢ₊ = p₃ᵖ(zₖ)ᵢ   at the masked patches i
                L_patch = 1/M Σᵢ −log e^{qᵢ·kᵢ₊/τ} / (e^{qᵢ·kᵢ₊/τ}
                                         + Σⱼ e^{qᵢ·kⱼ/τ})          (Eq. 1, 2)
-               queue ← per-image mean of the teacher's patch keys
+               queue ← per-image mean of the teacher's patch keys (all
+                       cells, §3.2; or the masked ones, Algorithm 1)
     image      q = p₂ᴵ(p₁ᴵ(GAP z)),  k₊ = p₃ᴵ(GAP zₖ)
                L_image = −log e^{q·k₊/τ} / (e^{q·k₊/τ} + Σᵢ e^{q·kᵢ/τ})
                                                                   (Eq. 3, 4)
@@ -36,6 +37,7 @@ from ..utils.token_selection import (check_mask_ratio, expand_mask,
                                      random_block_mask)
 
 PATCH_LOSSES = ('contrastive', 'l1')
+PATCH_QUEUE_KEYS = ('all', 'masked')
 MOMENTUM_UPDATES = ('iter', 'epoch')
 
 
@@ -86,9 +88,12 @@ class MimCo(BaseSelfSupervisor):
     * **Masking** in the model (not the data pipeline), so the mask patch
       size is checked against the backbone's patch size when the model is
       built: a random ``mask_ratio`` of the ``(H / s) × (W / s)`` mask patches
-      (``s = mask_patch_size``) is masked, ``h·w − round(h·w·(1 − r))``
-      of them (SimMIM's generator rounds up: 30 instead of 29 of 49 at 224 px;
-      the counts are equal when h·w·r is an integer).
+      (``s = mask_patch_size``) is masked, ``ceil(h·w·r)`` of them as
+      SimMIM's ``MaskGenerator`` (30 of 49 at 224 px and r = 0.6).
+    * **No masking** (Table 11, "Masking image input" off: "degenerates to a
+      knowledge distillation framework"): ``mask_ratio=0`` masks no cell,
+      the student sees the whole image and L_patch runs over *every* cell.
+      Any ratio > 0 masks at least one cell (the ceil).
     * **Patch grid of the losses**: the last feature map of student and
       teacher (ViT/16: 14 × 14; Swin: stride 32, 7 × 7 at 224 px); a cell is
       "masked" when its mask patch is. The feature stride must divide
@@ -101,10 +106,14 @@ class MimCo(BaseSelfSupervisor):
       must see features of the same width: student and teacher channels must
       match), updated after every iteration with MoBY's cosine momentum
       0.99 → 1 (``base_momentum`` / ``end_momentum``, by ``TeacherEMAHook``).
-    * **Patch queue key**: the mean of an image's L2-normalised teacher patch
-      keys over *all* its patches (§3.2 text: "the average feature of all
-      patch features"; Algorithm 1 could also be read as a batch mean of the
-      masked keys), re-normalised.
+    * **Patch queue key** (``patch_queue_key``): per image, the mean of its
+      L2-normalised teacher patch keys, re-normalised, over ``'all'`` its
+      cells (default: §3.2 states it in words, "for image x, we instead put
+      the average feature of all patch features of the teacher model into
+      the key queue") or over its ``'masked'`` cells (Algorithm 1's
+      ``enqueue_dequeue(queue_patch, mean(z_k^p))`` after ``z_k^p =
+      z_k^p[m]``; its reduction axis is unstated, we keep one key per image
+      as the text). B keys per step either way.
     * **Queues** start with random unit keys (MoCo); each step's loss uses
       the queue before that step's keys are enqueued.
     * **ℓ1 ablation** (``patch_loss='l1'``, Table 7): p₂ᵖ(p₁ᵖ(z)) predicts
@@ -131,6 +140,9 @@ class MimCo(BaseSelfSupervisor):
         error.
         patch_loss (str): one of :data:`PATCH_LOSSES`. Defaults to
             ``'contrastive'``.
+        patch_queue_key (str): one of :data:`PATCH_QUEUE_KEYS`: which cells'
+            keys are averaged into an image's patch-queue key. Defaults to
+            ``'all'`` (§3.2).
         patch_loss_weight (float): weight of L_patch; 0 switches it off (its
             heads are not built). Defaults to 1.
         image_loss_weight (float): weight of L_image; 0 switches it off.
@@ -140,8 +152,9 @@ class MimCo(BaseSelfSupervisor):
         temperature (float): τ of both InfoNCE losses. Defaults to 0.2.
         mask_patch_size (int): side of a mask patch in pixels, a multiple of
             the backbone's patch size. Defaults to 32.
-        mask_ratio (float): fraction of mask patches masked, in [0, 1).
-            Defaults to 0.6.
+        mask_ratio (float): fraction of mask patches masked, in [0, 1);
+            0 is Table 11's "no masking" (L_patch over every cell). Defaults
+            to 0.6.
         base_momentum (float): momentum-projector EMA momentum at the start,
             in [0, 1]. Defaults to 0.99.
         end_momentum (float): ... at the end. Defaults to 1.0.
@@ -164,6 +177,7 @@ class MimCo(BaseSelfSupervisor):
                      with_avg_pool=True, out_channels=256),
                  image_predictor: dict = _image_mlp(with_avg_pool=False),
                  patch_loss: str = 'contrastive',
+                 patch_queue_key: str = 'all',
                  patch_loss_weight: float = 1.0,
                  image_loss_weight: float = 1.0,
                  patch_queue_length: int = 4096,
@@ -195,6 +209,15 @@ class MimCo(BaseSelfSupervisor):
             raise ValueError(f'MimCo.patch_loss must be one of '
                              f'{PATCH_LOSSES}, got {patch_loss!r}')
         self.patch_loss_type = patch_loss
+        if patch_queue_key not in PATCH_QUEUE_KEYS:
+            raise ValueError(f'MimCo.patch_queue_key must be one of '
+                             f'{PATCH_QUEUE_KEYS}, got {patch_queue_key!r}')
+        if patch_queue_key == 'masked' and self.mask_ratio == 0:
+            raise ValueError(
+                "MimCo.patch_queue_key='masked' needs masked cells, but "
+                'MimCo.mask_ratio=0 masks none (Table 11 without masking): '
+                "use patch_queue_key='all'")
+        self.patch_queue_key = patch_queue_key
         for name, weight in (('patch_loss_weight', patch_loss_weight),
                              ('image_loss_weight', image_loss_weight)):
             if isinstance(weight, bool) or not isinstance(
@@ -417,11 +440,15 @@ class MimCo(BaseSelfSupervisor):
                 '(B, C, h, w); choose a teacher with the same output stride')
         feature_mask = self._feature_mask(mask, (height, width),
                                           tuple(student.shape[2:]))
+        # Table 11 without masking (mask_ratio 0): knowledge distillation,
+        # L_patch over every cell
+        loss_cells = feature_mask if self.mask_ratio > 0 else \
+            torch.ones_like(feature_mask)
 
         losses = {}
         if self.patch_loss_weight > 0:
             losses['loss_patch'] = self.patch_loss_weight * self.patch_loss(
-                student, teacher, feature_mask)
+                student, teacher, loss_cells)
         if self.image_loss_weight > 0:
             losses['loss_image'] = self.image_loss_weight * self.image_loss(
                 student, teacher)
@@ -430,12 +457,14 @@ class MimCo(BaseSelfSupervisor):
     def patch_loss(self, student: Tensor, teacher: Tensor,
                    mask: Tensor) -> Tensor:
         """L_patch (Eq. 1, 2) over the masked patches; enqueues the
-        per-image mean key.
+        per-image mean key (over all or the masked cells:
+        ``patch_queue_key``).
 
         Args:
             student (Tensor): (B, C, h, w) student feature map z.
             teacher (Tensor): (B, C_t, h, w) teacher feature map z_k.
-            mask (Tensor): bool (B, h, w), True = masked.
+            mask (Tensor): bool (B, h, w), True = a cell of the loss (the
+                masked cells; every cell without masking).
 
         Returns:
             Tensor: scalar loss.
@@ -450,8 +479,26 @@ class MimCo(BaseSelfSupervisor):
         loss = queue_info_nce(query,
                               keys.permute(0, 2, 3, 1)[mask],
                               self.patch_queue.keys.clone(), self.temperature)
-        self.patch_queue.enqueue(F.normalize(keys.mean(dim=(2, 3)), dim=1))
+        self.patch_queue.enqueue(self.patch_queue_keys(keys, mask))
         return loss
+
+    def patch_queue_keys(self, keys: Tensor, mask: Tensor) -> Tensor:
+        """One patch-queue key per image: the mean of its normalised keys
+        over the cells ``patch_queue_key`` names, re-normalised.
+
+        Args:
+            keys (Tensor): (B, D, h, w) L2-normalised momentum-projector keys.
+            mask (Tensor): bool (B, h, w), True = masked.
+
+        Returns:
+            Tensor: (B, D) unit keys.
+        """
+        if self.patch_queue_key == 'all':  # §3.2
+            mean = keys.mean(dim=(2, 3))
+        else:  # Algorithm 1: mean(z_k^p[m]), image by image
+            cells = mask[:, None].to(keys.dtype)
+            mean = (keys * cells).sum(dim=(2, 3)) / cells.sum(dim=(2, 3))
+        return F.normalize(mean, dim=1)
 
     def image_loss(self, student: Tensor, teacher: Tensor) -> Tensor:
         """L_image (Eq. 3, 4) on globally pooled features; enqueues k₊.

@@ -26,7 +26,8 @@ ARCH = dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128)
 SWIN_ARCH = dict(embed_dims=16, depths=[1, 1], num_heads=[2, 2])
 TAU = 0.2  # MimCo's default temperature
 # tiny_mimco_cfg: 32 px, patch 4 -> 8 x 8 feature map; 8 px mask patches ->
-# a 4 x 4 mask grid with 16 - round(16 * 0.4) = 10 masked, 40 masked cells.
+# a 4 x 4 mask grid with ceil(16 * 0.6) = 10 masked (SimMIM's count), 40
+# masked cells.
 MASKED_PER_IMAGE = 10 * 4
 
 
@@ -318,7 +319,8 @@ def test_vit_masks_cover_whole_mask_patches(vit_teacher):
         model.extract_feat(x)[-1], model.backbone(x)[-1], atol=0, rtol=0)
 
 
-@pytest.mark.parametrize('mask_patch_size,num_masked', [(8, 10), (16, 2)])
+# SimMIM's ceil(h·w·r): 10 of 16 and 3 of 4 at r = 0.6
+@pytest.mark.parametrize('mask_patch_size,num_masked', [(8, 10), (16, 3)])
 def test_swin_student_and_teacher(swin_teacher, mask_patch_size, num_masked):
     model = build(swin_teacher, mask_patch_size=mask_patch_size,
                   **swin_overrides(swin_teacher))
@@ -383,6 +385,107 @@ def test_enqueued_keys_are_per_image_means_of_all_patch_keys(vit_teacher):
     assert not torch.allclose(masked_mean, patch, atol=1e-3)
     batch_mean = F.normalize(keys.mean(dim=(0, 2, 3)), dim=0)
     assert not torch.allclose(batch_mean.expand_as(patch), patch, atol=1e-3)
+
+
+def keys_by_loops(keys: Tensor, cells: Tensor) -> Tensor:
+    """Per image: the mean of the L2-normalised keys at the chosen cells,
+    re-normalised, written cell by cell. keys (B, D, h, w), cells (B, h, w)."""
+    out = []
+    for b in range(keys.shape[0]):
+        chosen = [keys[b, :, r, c] / keys[b, :, r, c].norm()
+                  for r in range(keys.shape[2])
+                  for c in range(keys.shape[3]) if cells[b, r, c]]
+        mean = torch.stack(chosen).mean(0)
+        out.append(mean / mean.norm())
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize('queue_key', ['all', 'masked'])
+def test_patch_queue_key_enqueues_the_chosen_cells(vit_teacher, queue_key):
+    """§3.2 ("the average feature of all patch features", 'all') and
+    Algorithm 1 (mean(z_k^p) after z_k^p = z_k^p[m], 'masked'): each option
+    enqueues exactly its cells' mean key, image by image."""
+    model = build(vit_teacher, patch_queue_key=queue_key)
+    assert model.patch_queue_key == queue_key
+    x = images(batch=4, seed=7)
+    mask = fix_mask(model, 4)
+    cells = expand_by_loops(mask, 2)  # (4, 8, 8), 40 of 64 masked
+    chosen = torch.ones_like(cells) if queue_key == 'all' else cells
+    with torch.no_grad():
+        keys = model.patch_momentum_projector(model.teacher(x)[-1])
+    expected = keys_by_loops(keys, chosen)
+    other = keys_by_loops(keys, ~cells if queue_key == 'masked' else cells)
+    before = model.patch_queue.keys.clone()
+    model.loss(x, None)
+    queue = model.patch_queue
+    torch.testing.assert_close(queue.keys[:4], expected, atol=1e-6, rtol=0)
+    assert not torch.allclose(queue.keys[:4], other, atol=1e-3)
+    assert torch.equal(queue.keys[4:], before[4:])
+    assert int(queue.ptr) == 4
+
+
+def test_default_patch_queue_key_is_all_cells(vit_teacher):
+    assert build(vit_teacher).patch_queue_key == 'all'
+
+
+def test_simmim_masked_count_at_224_px(vit_teacher):
+    """SimMIM's MaskGenerator: ceil(49 * 0.6) = 30 of the 7 x 7 mask patches
+    of a 224 px image (32 px mask patches), not 29."""
+    model = build(vit_teacher, mask_patch_size=32)
+    mask = model.generate_mask(3, (224, 224),
+                               generator=torch.Generator().manual_seed(0))
+    assert mask.shape == (3, 7, 7)
+    assert mask.sum(dim=(1, 2)).tolist() == [30] * 3
+
+
+def test_no_masking_trains_the_patch_loss_on_every_cell(vit_teacher):
+    """Table 11 without masking (mask_ratio 0, "degenerates to a knowledge
+    distillation framework"): the student sees the whole image and L_patch
+    is finite, over all cells, each with a gradient (it was NaN: a mean over
+    no masked cell)."""
+    model = build(vit_teacher, mask_ratio=0.0, image_loss_weight=0.0)
+    model.eval()  # BN on running statistics: cells do not mix
+    seen = spy_masks(model)
+    x = images(batch=2, seed=3)
+    kept: List[Tensor] = []
+
+    def hook(module, args, outs):
+        outs[-1].retain_grad()
+        kept.append(outs[-1])
+        return outs
+
+    model.backbone.register_forward_hook(hook)
+    queue = model.patch_queue.keys.clone()
+    loss = model.loss(x, None)['loss_patch']
+    assert torch.isfinite(loss)
+    assert not seen['student'].any()  # no patch replaced by the mask token
+    assert seen['feature'].all()  # every cell enters L_patch
+    loss.backward()
+    assert torch.all(kept[0].grad.norm(dim=1) > 0)
+    # = Eq. 1 over all 2 x 64 cells, by the model's own heads
+    with torch.no_grad():
+        query = model.patch_predictor(model.patch_projector(kept[0]))
+        keys = F.normalize(
+            model.patch_momentum_projector(model.teacher(x)[-1]), dim=1)
+    query = query.permute(0, 2, 3, 1).reshape(-1, query.shape[1])
+    positive = keys.permute(0, 2, 3, 1).reshape(-1, keys.shape[1])
+    by_hand = sum(info_nce_by_hand(q.double(), k.double(), queue.double(),
+                                   TAU) for q, k in zip(query, positive))
+    assert loss.item() == pytest.approx(by_hand / 128, rel=1e-5)
+
+
+@pytest.mark.parametrize('ratio', [0.01, 1e-6])
+def test_any_positive_mask_ratio_masks_a_cell(vit_teacher, ratio):
+    """SimMIM's ceil(h·w·r): a ratio > 0 masks at least one mask patch
+    (here 1 of 16 = 4 of 64 cells), so L_patch is finite (0.01 used to mask
+    none and train with ``loss_patch: nan``); only 0 masks none, and that is
+    Table 11's explicit no-masking variant."""
+    model = build(vit_teacher, mask_ratio=ratio)
+    seen = spy_masks(model)
+    loss = model.loss(images(batch=2, seed=5), None)['loss_patch']
+    assert seen['student'].sum(dim=(1, 2)).tolist() == [4, 4]
+    assert torch.equal(seen['feature'], seen['student'])
+    assert torch.isfinite(loss)
 
 
 def test_queue_pointers_wrap_around(vit_teacher):
@@ -710,6 +813,10 @@ def test_a_zero_weight_switches_its_term_off(vit_teacher, off, on):
     (dict(patch_loss_weight=0, image_loss_weight=0), 'both 0'),
     (dict(patch_loss_weight=-1.0), 'MimCo.patch_loss_weight'),
     (dict(patch_loss='cosine'), r"MimCo.patch_loss .*'contrastive', 'l1'"),
+    (dict(patch_queue_key='visible'),
+     r"MimCo.patch_queue_key .*'all', 'masked'"),
+    (dict(patch_queue_key='masked', mask_ratio=0.0),
+     r"MimCo.patch_queue_key='masked' .* MimCo.mask_ratio=0"),
     (dict(temperature=0.0), 'MimCo.temperature'),
     (dict(temperature=-0.2), 'MimCo.temperature'),
     (dict(base_momentum=1.5), 'MimCo.base_momentum'),
