@@ -27,12 +27,13 @@ momentum). The teacher starts as the official timm ViT (random
 trunc_normal(0.02) weights, position embedding and CLS token).
 """
 import copy
+import logging
 import math
-import warnings
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -400,14 +401,16 @@ class SdAE(BaseSelfSupervisor):
         half_life = (math.inf if momentum >= 1.0 else 0.0 if momentum <= 0.0
                      else math.log(0.5) / math.log(momentum))
         if half_life < MIN_EMA_HALF_LIFE_ITERS:
-            warnings.warn(
+            print_log(
                 f"SdAE.base_momentum={self.base_momentum} / end_momentum="
                 f"{self.end_momentum} with momentum_update='iter': the "
                 f'teacher halves its distance to the student every '
                 f'{half_life:.1f} iterations (< {MIN_EMA_HALF_LIFE_ITERS}), '
                 'i.e. it tracks the student within tens of iterations; the '
                 "official recipe updates once per epoch (momentum_update="
-                "'epoch')", UserWarning)
+                "'epoch')",
+                logger='current',
+                level=logging.WARNING)
 
     #: ``TeacherEMAHook`` in ``momentum_update='iter'`` mode: the official
     #: per-iteration mode takes ``momentum_schedule[epoch]``, constant

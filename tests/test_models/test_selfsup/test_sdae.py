@@ -1,6 +1,7 @@
 """SdAE: teacher folds, targets, loss, EMA, gradients and configs (tiny)."""
 import copy
 import math
+import re
 from typing import Dict
 
 import pytest
@@ -9,8 +10,7 @@ from mmpretrain.registry import MODELS
 from torch import Tensor
 
 from mmmoma.models.selfsup.sdae import (SdAE, TeacherTokens, cosine_distance,
-                                        fold_cosine_distance,
-                                        normalize_target,
+                                        fold_cosine_distance, normalize_target,
                                         select_teacher_tokens)
 from mmmoma.models.utils import cosine_momentum, random_token_split
 
@@ -707,18 +707,29 @@ def test_loss_reduction_error_lists_the_allowed_values():
         MODELS.build(sdae_cfg(loss_reduction='channel'))
 
 
-def test_fast_per_iteration_ema_warns():
+def test_fast_per_iteration_ema_warns(monkeypatch):
+    import logging
+
+    import mmmoma.models.selfsup.sdae as sdae_module
+    logged = []
+    monkeypatch.setattr(
+        sdae_module, 'print_log',
+        lambda msg, logger=None, level=logging.INFO: logged.append(
+            (msg, level)))
     # official 0.96 applied every iteration: half-life 17 iterations
-    with pytest.warns(UserWarning, match=r'SdAE\.base_momentum.*iter'):
-        MODELS.build(sdae_cfg(momentum_update='iter', base_momentum=0.96,
-                              end_momentum=0.99))
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter('error')
-        # half-life 693 iterations; per-epoch updates never warn
-        MODELS.build(sdae_cfg(momentum_update='iter', base_momentum=0.999,
-                              end_momentum=0.9999))
-        MODELS.build(sdae_cfg(momentum_update='epoch', base_momentum=0.5))
+    MODELS.build(sdae_cfg(momentum_update='iter', base_momentum=0.96,
+                          end_momentum=0.99))
+    assert len(logged) == 1
+    msg, level = logged[0]
+    assert level == logging.WARNING
+    assert re.search(r'SdAE\.base_momentum=0\.96.*iter.*17\.0 iterations',
+                     msg), msg
+    logged.clear()
+    # half-life 693 iterations; per-epoch updates never warn
+    MODELS.build(sdae_cfg(momentum_update='iter', base_momentum=0.999,
+                          end_momentum=0.9999))
+    MODELS.build(sdae_cfg(momentum_update='epoch', base_momentum=0.5))
+    assert logged == []
 
 
 @pytest.mark.parametrize('kwargs', [
