@@ -13,9 +13,9 @@ import pytest
 import yaml
 from mmengine.config import Config
 
-from mmmoma.utils.metafile import (MetafileError, check_metafile,
-                                   check_record, check_record_fields,
-                                   load_metafile, resolve_key, values_equal)
+from mmmoma.utils.metafile import (MetafileError, check_metafile, check_record,
+                                   check_record_fields, load_metafile,
+                                   resolve_key, values_equal)
 
 from ..test_tools.utils import REPO_ROOT
 
@@ -91,8 +91,9 @@ def mutated(value):
     if isinstance(value, str):
         return value + '_mutated'
     if isinstance(value, (list, tuple)):
-        return list(value) + [0] if not value else [mutated(value[0]),
-                                                     *value[1:]]
+        if not value:
+            return [0]
+        return [mutated(value[0]), *value[1:]]
     if value is None:
         return 0.5
     if isinstance(value, dict):
