@@ -2,7 +2,7 @@
 
 Examples::
 
-    CFG=configs/demo/mae_vit-tiny-p4_1xb128-40e_digit-scenes.py
+    CFG=configs/demo/mae_vit-tiny-p4_1xb128-100e_digit-scenes.py
     # backbone of a pre-training checkpoint
     python tools/knn_eval.py $CFG work_dirs/mae/epoch_40.pth
     # the same model as init_weights() leaves it (random initialisation)

@@ -51,6 +51,11 @@ model = dict(
 
 # MoCo v3's two asymmetric views (blur / solarize), sized for 32 px digits:
 # milder crops and blur, and no flip (digits are not mirror-symmetric).
+# Against the instance shortcuts of the digit scenes (the background crop
+# and the ink colour are the same in both views): strong hue / saturation
+# jitter, grayscale with p 0.5 and colour inversion with p 0.5 (a digit is
+# drawn light-on-dark or dark-on-light). With MoCo v3's milder jitter the
+# 220-iteration teacher scored kNN 8.7 %, below random init.
 view_pipeline = [
     dict(
         type='RandomResizedCrop',
@@ -64,15 +69,16 @@ view_pipeline = [
                 type='ColorJitter',
                 brightness=0.4,
                 contrast=0.4,
-                saturation=0.2,
-                hue=0.1)
+                saturation=0.8,
+                hue=0.5)
         ],
         prob=0.8),
     dict(
         type='RandomGrayscale',
-        prob=0.2,
+        prob=0.5,
         keep_channels=True,
         channel_weights=(0.114, 0.587, 0.2989)),
+    dict(type='Invert', prob=0.5),
 ]
 train_dataloader = dict(
     dataset=dict(pipeline=[

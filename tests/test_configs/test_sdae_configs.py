@@ -107,7 +107,7 @@ def tiny_model_from(cfg: Config):
 @pytest.mark.parametrize('config,no_decay_tokens', [
     ('configs/sdae/sdae_vit-base-p16_8xb96-amp-coslr-300e_in1k.py', ()),
     ('configs/sdae/sdae_vit-base-p16_8xb96-amp-coslr-100e_in1k.py', ()),
-    ('configs/demo/sdae_vit-tiny-p4_1xb128-40e_digit-scenes.py',
+    ('configs/demo/sdae_vit-tiny-p4_1xb128-100e_digit-scenes.py',
      ('pos_embed', 'cls_token', 'mask_token')),
 ])
 def test_weight_decay_groups_are_official(config, no_decay_tokens):

@@ -129,7 +129,7 @@ def test_command_line_on_the_demo_data_pipeline(tiny_image_folder, tmp_path):
         f'train_dataloader.dataset.data_root={tiny_image_folder}'
     ])
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    out_file = tmp_path / 'mmoco_vit-tiny-p4_1xb128-8e_digit-scenes.png'
+    out_file = tmp_path / 'mmoco_vit-tiny-p4_1xb128-12e_digit-scenes.png'
     assert re.search(r'\[1/1\] .*mmoco_vit-tiny', proc.stdout)
     assert f'wrote {out_file}' in proc.stdout
     assert out_file.read_bytes()[:8] == PNG_MAGIC

@@ -7,15 +7,15 @@ import sys
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 MAE_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
-                        'mae_vit-tiny-p4_1xb128-40e_digit-scenes.py')
+                        'mae_vit-tiny-p4_1xb128-100e_digit-scenes.py')
 MOCOV3_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
                            'mocov3_vit-tiny-p4_1xb128-20e_digit-scenes.py')
 SDAE_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
-                         'sdae_vit-tiny-p4_1xb128-40e_digit-scenes.py')
+                         'sdae_vit-tiny-p4_1xb128-100e_digit-scenes.py')
 MIMCO_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
-                          'mimco_vit-tiny-p4_1xb128-10e_digit-scenes.py')
+                          'mimco_vit-tiny-p4_1xb128-20e_digit-scenes.py')
 MMOCO_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
-                          'mmoco_vit-tiny-p4_1xb128-8e_digit-scenes.py')
+                          'mmoco_vit-tiny-p4_1xb128-12e_digit-scenes.py')
 FINETUNE_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
                              'vit-tiny-p4_ft-1xb64-10e_digit-scenes.py')
 

@@ -67,7 +67,7 @@ def test_panel_rejects_roles_outside_its_groups():
 
 @pytest.mark.parametrize('num_folds', [1, 3, 4])
 def test_sdae_fold_panel_every_patch_one_role(num_folds):
-    model = demo_model('sdae_vit-tiny-p4_1xb128-40e_digit-scenes.py',
+    model = demo_model('sdae_vit-tiny-p4_1xb128-100e_digit-scenes.py',
                        num_folds=num_folds)
     figure = masking_panels(model, views(),
                             torch.Generator().manual_seed(1))
@@ -104,7 +104,7 @@ def test_sdae_fold_panel_every_patch_one_role(num_folds):
 
 def test_sdae_loss_draws_its_masks_with_sample_tokens(monkeypatch):
     """The visualiser's method is the one the loss uses."""
-    model = demo_model('sdae_vit-tiny-p4_1xb128-40e_digit-scenes.py')
+    model = demo_model('sdae_vit-tiny-p4_1xb128-100e_digit-scenes.py')
     calls = []
     original = model.sample_tokens
 
@@ -120,7 +120,7 @@ def test_sdae_loss_draws_its_masks_with_sample_tokens(monkeypatch):
 @pytest.mark.parametrize('num_chunks,num_target_chunks', [(8, 1), (3, 4),
                                                           (64, 2)])
 def test_mmoco_chunk_panels(num_chunks, num_target_chunks):
-    model = demo_model('mmoco_vit-tiny-p4_1xb128-8e_digit-scenes.py',
+    model = demo_model('mmoco_vit-tiny-p4_1xb128-12e_digit-scenes.py',
                        num_chunks=num_chunks,
                        num_target_chunks=num_target_chunks)
     figure = masking_panels(model, views(2),
@@ -147,7 +147,7 @@ def test_mmoco_chunk_panels(num_chunks, num_target_chunks):
 
 
 def test_mmoco_n1_online_encoder_sees_the_full_view():
-    model = demo_model('mmoco-n1_vit-tiny-p4_1xb128-8e_digit-scenes.py')
+    model = demo_model('mmoco-n1_vit-tiny-p4_1xb128-12e_digit-scenes.py')
     figure = masking_panels(model, views(2),
                             torch.Generator().manual_seed(0))
     assert figure.panels[1].roles is None
@@ -155,8 +155,8 @@ def test_mmoco_n1_online_encoder_sees_the_full_view():
 
 
 @pytest.mark.parametrize('config,student_views', [
-    ('moma-mocov3-to-mae_vit-tiny-p4_1xb128-8e_digit-scenes.py', [1]),
-    ('moma-multi-teacher_vit-tiny-p4_1xb128-4e_digit-scenes.py', None),
+    ('moma-mocov3-to-mae_vit-tiny-p4_1xb128-24e_digit-scenes.py', [1]),
+    ('moma-multi-teacher_vit-tiny-p4_1xb128-12e_digit-scenes.py', None),
 ])
 def test_moma_student_sees_ten_percent(config, student_views):
     model = demo_model(config)
@@ -178,7 +178,7 @@ def test_moma_student_sees_ten_percent(config, student_views):
 
 
 def test_mimco_mask_is_block_aligned():
-    model = demo_model('mimco_vit-tiny-p4_1xb128-10e_digit-scenes.py')
+    model = demo_model('mimco_vit-tiny-p4_1xb128-20e_digit-scenes.py')
     figure = masking_panels(model, views(size=64),
                             torch.Generator().manual_seed(0))
     roles = figure.panels[1].roles  # (B, 16, 16) on the 4 px patch grid
@@ -195,7 +195,7 @@ def test_mimco_mask_is_block_aligned():
 
 
 def test_mmpretrain_mae_uses_random_masking_and_keeps_global_rng():
-    model = demo_model('mae_vit-tiny-p4_1xb128-40e_digit-scenes.py')
+    model = demo_model('mae_vit-tiny-p4_1xb128-100e_digit-scenes.py')
     state = torch.get_rng_state()
     figure = masking_panels(model, views(),
                             torch.Generator().manual_seed(0))
@@ -232,7 +232,7 @@ def test_compose_panel_draws_roles():
 
 
 def test_render_writes_a_png(tmp_path):
-    model = demo_model('sdae_vit-tiny-p4_1xb128-40e_digit-scenes.py')
+    model = demo_model('sdae_vit-tiny-p4_1xb128-100e_digit-scenes.py')
     figure = masking_panels(model, views(),
                             torch.Generator().manual_seed(0))
     out = tmp_path / 'sdae.png'

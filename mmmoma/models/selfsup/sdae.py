@@ -214,6 +214,38 @@ def fold_cosine_distance(prediction: Tensor, target: Tensor,
     return (1.0 - cosine).mean()
 
 
+def within_image_token_cosine(tokens: Tensor) -> Tensor:
+    """Mean pairwise cosine similarity of the distinct tokens of an image.
+
+    For every image b, the mean of ``cos(tokens[b, i], tokens[b, j])`` over
+    the T * (T − 1) ordered pairs i != j (the diagonal is left out), then
+    the mean over the B images. A diagnostic of SdAE's collapse: it rises
+    towards 1 when the teacher maps every token of an image to one vector,
+    and is −1 / (T − 1) for T equal-norm tokens that sum to zero. A zero
+    token has cosine 0 with every other token (``F.normalize``).
+
+    Args:
+        tokens (Tensor): (B, T, C) token features, e.g. the teacher's
+            targets; computed in float32 (or the input's dtype if wider).
+
+    Returns:
+        Tensor: scalar, the mean over the B images; NaN when T < 2 (no
+        pairs).
+    """
+    if tokens.dim() != 3:
+        raise ValueError(f'tokens must be (B, T, C), got shape '
+                         f'{tuple(tokens.shape)}')
+    num_tokens = tokens.shape[1]
+    dtype = torch.promote_types(tokens.dtype, torch.float32)
+    if num_tokens < 2:
+        return torch.full((), math.nan, dtype=dtype, device=tokens.device)
+    unit = F.normalize(tokens.to(dtype), dim=-1)
+    gram = unit @ unit.transpose(1, 2)  # (B, T, T)
+    off_diagonal = gram.sum(dim=(1, 2)) - gram.diagonal(
+        dim1=1, dim2=2).sum(-1)  # (B,)
+    return (off_diagonal / (num_tokens * (num_tokens - 1))).mean()
+
+
 def _has_pretrained(init_cfg) -> bool:
     """Whether an ``init_cfg`` loads weights (``Pretrained`` and the like)."""
     cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
@@ -566,9 +598,14 @@ class SdAE(BaseSelfSupervisor):
             data_samples (list[DataSample]): unused.
 
         Returns:
-            dict: ``loss`` (1 − cosine) and ``teacher_updates`` (how many EMA
+            dict: ``loss`` (1 − cosine); ``teacher_updates`` (how many EMA
             updates the teacher has had; logged so that a missing
-            ``TeacherEMAHook`` shows).
+            ``TeacherEMAHook`` shows); ``target_token_cosine`` (logged, not
+            a loss: :func:`within_image_token_cosine` of the (B, T, C)
+            targets, the mean pairwise cosine between the distinct target
+            tokens of an image, averaged over the batch; it shows SdAE's
+            collapse, rising towards 1 when the teacher maps every token of
+            an image to one vector).
         """
         if isinstance(inputs, (list, tuple)):
             if len(inputs) != 1:
@@ -590,6 +627,9 @@ class SdAE(BaseSelfSupervisor):
         else:
             loss = fold_cosine_distance(prediction, target,
                                         tokens.fold_ids.shape[1])
+        with torch.no_grad():
+            target_cosine = within_image_token_cosine(target.detach())
         return dict(
             loss=loss,
-            teacher_updates=self.teacher_updates.detach().float())
+            teacher_updates=self.teacher_updates.detach().float(),
+            target_token_cosine=target_cosine.detach().float())

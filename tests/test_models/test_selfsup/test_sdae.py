@@ -11,7 +11,8 @@ from torch import Tensor
 
 from mmmoma.models.selfsup.sdae import (SdAE, TeacherTokens, cosine_distance,
                                         fold_cosine_distance, normalize_target,
-                                        select_teacher_tokens)
+                                        select_teacher_tokens,
+                                        within_image_token_cosine)
 from mmmoma.models.utils import cosine_momentum, random_token_split
 
 from ...helpers import tiny_sdae_cfg
@@ -438,6 +439,117 @@ def test_loss_accepts_a_one_view_list_only():
     torch.testing.assert_close(model.loss([x], None)['loss'], want)
     with pytest.raises(ValueError, match='one view'):
         model.loss([x, x], None)
+
+
+# ----------------------------------------------------------------------
+# collapse metric (target_token_cosine)
+# ----------------------------------------------------------------------
+def brute_force_token_cosine(tokens: Tensor) -> float:
+    """Double loop over the ordered pairs i != j of each image."""
+    per_image = []
+    for image in tokens.double():
+        total, count = 0.0, 0
+        for i in range(len(image)):
+            for j in range(len(image)):
+                if i == j:
+                    continue
+                a, b = image[i], image[j]
+                total += (a @ b / (a.norm() * b.norm())).item()
+                count += 1
+        per_image.append(total / count)
+    return sum(per_image) / len(per_image)
+
+
+@pytest.mark.parametrize('shape', [(3, 5, 4), (1, 2, 7), (2, 9, 16)])
+def test_within_image_token_cosine_matches_a_double_loop(shape):
+    g = torch.Generator().manual_seed(sum(shape))
+    # a shared offset per image: the pairwise cosines are far from 0
+    tokens = torch.randn(*shape, generator=g) + torch.randn(
+        shape[0], 1, shape[2], generator=g)
+    got = within_image_token_cosine(tokens)
+    assert got.dim() == 0
+    assert got.item() == pytest.approx(brute_force_token_cosine(tokens),
+                                       abs=1e-6)
+
+
+def test_within_image_token_cosine_is_per_image_not_across_images():
+    # each image's tokens are identical, but the images differ: 1, not the
+    # cosine between images
+    tokens = torch.tensor([[[1.0, 0.0]] * 3, [[0.0, 1.0]] * 3])
+    assert within_image_token_cosine(tokens).item() == pytest.approx(
+        1.0, abs=1e-6)
+    # image 0 collapsed (1), image 1 two opposite tokens (-1): mean 0
+    tokens = torch.tensor([[[1.0, 2.0], [2.0, 4.0]],
+                           [[1.0, 2.0], [-3.0, -6.0]]])
+    assert within_image_token_cosine(tokens).item() == pytest.approx(
+        0.0, abs=1e-6)
+
+
+def test_within_image_token_cosine_collapse_and_spread_extremes():
+    g = torch.Generator().manual_seed(0)
+    # collapse: every token of an image is one vector times a positive
+    # per-token scale
+    direction = torch.randn(4, 1, 8, generator=g)
+    scale = torch.rand(4, 6, 1, generator=g) * 10 + 0.1
+    collapsed = within_image_token_cosine(direction * scale)
+    assert collapsed.item() == pytest.approx(1.0, abs=1e-6)
+    # T = 2 opposite vectors: -1
+    v = torch.randn(3, 1, 8, generator=g)
+    opposite = torch.cat([v, -3.0 * v], dim=1)
+    assert within_image_token_cosine(opposite).item() == pytest.approx(
+        -1.0, abs=1e-6)
+    # T equal-norm tokens summing to zero (a regular simplex, centred):
+    # every pairwise cosine is -1 / (T - 1)
+    for num_tokens in (3, 5, 8):
+        simplex = torch.eye(num_tokens) - 1.0 / num_tokens  # rows sum to 0
+        rotation, _ = torch.linalg.qr(
+            torch.randn(num_tokens, num_tokens, generator=g))
+        tokens = (simplex @ rotation)[None].expand(2, -1, -1)
+        norms = tokens.norm(dim=-1)
+        torch.testing.assert_close(norms, norms[0, :1].expand_as(norms))
+        got = within_image_token_cosine(tokens).item()
+        assert got == pytest.approx(-1.0 / (num_tokens - 1), abs=1e-6)
+
+
+def test_within_image_token_cosine_edge_cases():
+    assert torch.isnan(within_image_token_cosine(torch.randn(2, 1, 4)))
+    with pytest.raises(ValueError, match='B, T, C'):
+        within_image_token_cosine(torch.randn(4, 8))
+    half = within_image_token_cosine(torch.ones(1, 3, 4).half())
+    assert half.dtype == torch.float32
+    assert half.item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_loss_logs_the_target_token_cosine_of_its_targets():
+    from mmengine.model import BaseModel
+    model = build(num_folds=3)
+    scramble_final_norm(model)
+    x = images(batch=2, seed=5)
+    torch.manual_seed(7)
+    losses = model.loss(x, None)
+    assert not any('loss' in k for k in losses if k != 'loss')
+    metric = losses['target_token_cosine']
+    assert metric.dim() == 0 and metric.dtype == torch.float32
+    assert not metric.requires_grad
+    assert losses['loss'].requires_grad
+    assert torch.isfinite(metric) and -1.0 <= metric.item() <= 1.0
+
+    # the same tokens (the same seed) give the same targets
+    torch.manual_seed(7)
+    split, tokens = model.sample_tokens(2, NUM_TOKENS)
+    target = model.targets(x, tokens)
+    assert target.shape == (2, 48, 64)
+    want = within_image_token_cosine(target).item()
+    assert metric.item() == pytest.approx(want, abs=1e-6)
+    assert want == pytest.approx(brute_force_token_cosine(target), abs=1e-5)
+
+    # logged, not summed into the total loss
+    total, log_vars = BaseModel.parse_losses(model, losses)
+    torch.testing.assert_close(total, losses['loss'])
+    assert float(log_vars['target_token_cosine']) == pytest.approx(
+        metric.item())
+    assert float(log_vars['loss'].detach()) == pytest.approx(
+        losses['loss'].item())
 
 
 # ----------------------------------------------------------------------

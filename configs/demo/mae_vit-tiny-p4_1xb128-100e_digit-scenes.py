@@ -4,7 +4,7 @@ _base_ = [
     'mmpretrain::_base_/models/mae_vit-base-p16.py',
     '../_base_/datasets/digit_scenes_mim.py',
     '../_base_/datasets/digit_scenes_knn.py',
-    '../_base_/schedules/digit_scenes_mim_40e.py',
+    '../_base_/schedules/digit_scenes_mim_100e.py',
     '../_base_/default_runtime.py',
 ]
 # Tiny ViT for the CPU demo: 32 px images, 4 px patches (8 x 8 = 64 tokens).
@@ -28,4 +28,4 @@ model = dict(
         decoder_num_heads=4),
     head=dict(patch_size=patch_size))
 
-default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=1))
+default_hooks = dict(checkpoint=dict(interval=50, max_keep_ckpts=1))

@@ -1,12 +1,12 @@
 # SdAE (multi-fold masking, EMA teacher) as a tiny CPU demo on the digit
-# scenes: the same tiny ViT, data, optimiser and 40-epoch schedule as the
-# MAE demo (mae_vit-tiny-p4_1xb128-40e_digit-scenes.py), so the two rows
+# scenes: the same tiny ViT, data, optimiser and 100-epoch schedule as the
+# MAE demo (mae_vit-tiny-p4_1xb128-100e_digit-scenes.py), so the two rows
 # differ only in the target (EMA-teacher features vs pixels).
 _base_ = [
     '../_base_/models/sdae_vit-base-p16.py',
     '../_base_/datasets/digit_scenes_mim.py',
     '../_base_/datasets/digit_scenes_knn.py',
-    '../_base_/schedules/digit_scenes_mim_40e.py',
+    '../_base_/schedules/digit_scenes_mim_100e.py',
     '../_base_/default_runtime.py',
 ]
 # Tiny ViT for the CPU demo: 32 px images, 4 px patches (8 x 8 = 64 tokens).
