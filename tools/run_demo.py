@@ -35,11 +35,12 @@ in which jobs happen to run.
 
 Usage: python tools/run_demo.py [--work-dir work_dirs/demo] [--only NAME ...]
                                 [--jobs N] [--seeds 0 1 2] [--finetune]
-                                [--no-cache]
+                                [--no-cache] [--budget short|smoke]
 """
 import argparse
 import glob
 import hashlib
+import heapq
 import json
 import os
 import os.path as osp
@@ -159,20 +160,45 @@ METHODS: List[DemoMethod] = [
 
 
 class JobSlots:
-    """At most ``jobs`` subprocesses at a time, ``threads`` threads each."""
+    """At most ``jobs`` subprocesses at a time, ``threads`` threads each.
+
+    A free slot goes to the waiting job of the lowest priority number
+    (:func:`priority`; ties: first come), so that the teachers, which gate
+    the students, never queue behind a student.
+    """
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
         self.threads = max(1, (os.cpu_count() or 1) // jobs)
-        self._slots = threading.Semaphore(jobs)
+        self._free = jobs
+        self._waiting: List[Tuple[int, int]] = []
+        self._counter = 0
+        self._cond = threading.Condition()
         self._print_lock = threading.Lock()
+
+    def _acquire(self, rank: int) -> None:
+        with self._cond:
+            self._counter += 1
+            ticket = (rank, self._counter)
+            heapq.heappush(self._waiting, ticket)
+            self._cond.wait_for(
+                lambda: self._free > 0 and self._waiting[0] == ticket)
+            heapq.heappop(self._waiting)
+            self._free -= 1
+            self._cond.notify_all()
+
+    def _release(self) -> None:
+        with self._cond:
+            self._free += 1
+            self._cond.notify_all()
 
     def run(self, cmd: List[str], log_path: str) -> float:
         """Run a tool in a free slot, log its output to a file; return its
         wall seconds (from start to end, not counting the wait)."""
         os.makedirs(osp.dirname(log_path), exist_ok=True)
         env = dict(os.environ, OMP_NUM_THREADS=str(self.threads))
-        with self._slots:
+        self._acquire(getattr(_PRIORITY, 'rank', DEFAULT_RANK))
+        try:
             self.print(f'$ {" ".join(cmd)}')
             start = time.time()
             with open(log_path, 'w') as log:
@@ -183,6 +209,8 @@ class JobSlots:
                     stdout=log,
                     stderr=subprocess.STDOUT)
             seconds = time.time() - start
+        finally:
+            self._release()
         if proc.returncode != 0:
             with open(log_path) as log:
                 tail = log.read()[-3000:]
@@ -196,6 +224,18 @@ class JobSlots:
 
 
 SLOTS = JobSlots(jobs=1)  # replaced in main() by --jobs
+_PRIORITY = threading.local()
+#: rank of the jobs of a thread that set none (baselines, transfer, pictures)
+DEFAULT_RANK = 1000
+
+
+def with_priority(rank: int, function, *args):
+    """Call ``function(*args)`` with every job it runs ranked ``rank``."""
+    _PRIORITY.rank = rank
+    try:
+        return function(*args)
+    finally:
+        del _PRIORITY.rank
 
 
 def run(cmd: List[str], log_path: str) -> float:
@@ -260,7 +300,8 @@ def frozen_eval(config: str, checkpoint: Optional[str], work_dir: str,
     out = osp.join(work_dir, 'frozen_eval.json')
     cmd = [sys.executable, 'tools/frozen_eval.py', config]
     cmd += [checkpoint] if checkpoint else []
-    cmd += ['--seeds', *map(str, SEEDS), *extra, '--out', out]
+    cmd += ['--seeds', *map(str, SEEDS), '--labels-per-class',
+            str(LABELS_PER_CLASS), *extra, '--out', out]
     run(cmd, osp.join(work_dir, 'frozen_eval.log'))
     result = read_json(out)
     return dict(knn=result['knn'], linear=result['linear'])
@@ -404,6 +445,26 @@ def store_cached(method: DemoMethod, key: str, work_dir: str,
 
 
 USE_CACHE = True
+#: cache keys computed before the job threads start (methods without
+#: teachers), so that a teacher asks for its job slot at once
+CACHE_KEYS: Dict[str, str] = {}
+
+#: ``--budget smoke`` (the test suite's run of the whole pipeline): every
+#: pre-training run is one epoch of two batches, UperNet two iterations on
+#: 8 val scenes, and each seed labels 5 scenes per class; nothing is cached
+BUDGETS = ('short', 'smoke')
+SMOKE_PRETRAIN_OPTIONS = [
+    'train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=256',
+    'train_dataloader.num_workers=0',
+    'train_dataloader.persistent_workers=False'
+]
+SMOKE_SEG_OPTIONS = [
+    'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+    'default_hooks.checkpoint.interval=2', 'val_dataloader.dataset.indices=8'
+]
+PRETRAIN_OPTIONS: List[str] = []
+SEG_OPTIONS: List[str] = []
+LABELS_PER_CLASS = 100
 
 
 def evaluate_method(method: DemoMethod, work_root: str,
@@ -421,8 +482,10 @@ def evaluate_method(method: DemoMethod, work_root: str,
             for key, teacher in method.teachers.items()
         ]
         cached = None
-        key = cache_key(method.config, options) if (
-            method.cached and USE_CACHE) else None
+        key = None
+        if method.cached and USE_CACHE:
+            key = CACHE_KEYS.get(method.name) or cache_key(
+                method.config, options)
         if key is not None:
             cached = restore_cached(method, key, work_dir)
         seconds = 0.0
@@ -430,7 +493,8 @@ def evaluate_method(method: DemoMethod, work_root: str,
             os.makedirs(work_dir, exist_ok=True)
             cmd = [sys.executable, 'tools/train.py', method.config,
                    '--work-dir', work_dir]
-            cmd += ['--cfg-options', *options] if options else []
+            if options or PRETRAIN_OPTIONS:
+                cmd += ['--cfg-options', *options, *PRETRAIN_OPTIONS]
             seconds = run(cmd, osp.join(work_dir, 'pretrain.log'))
             if key is not None:
                 store_cached(method, key, work_dir, seconds)
@@ -491,7 +555,8 @@ def segment(backbone: Optional[str], work_dir: str,
             if backbone else ['model.backbone.init_cfg=None'])
     seconds = run([sys.executable, 'tools/train.py', SEG_CONFIG,
                    '--work-dir', work_dir, '--cfg-options', *init,
-                   *cfg_options], osp.join(work_dir, 'segment.log'))
+                   *SEG_OPTIONS, *cfg_options],
+                  osp.join(work_dir, 'segment.log'))
     return dict(miou=final_scalars(work_dir, 'mIoU'), seconds=seconds)
 
 
@@ -595,7 +660,8 @@ def write_plots(work_root: str, methods: List[DemoMethod],
 
 
 def main() -> None:
-    global SLOTS, SEEDS, WITH_FINETUNE, USE_CACHE
+    global SLOTS, SEEDS, WITH_FINETUNE, USE_CACHE, PRETRAIN_OPTIONS, \
+        SEG_OPTIONS, LABELS_PER_CLASS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--only', nargs='+', help='method names to run')
@@ -619,6 +685,12 @@ def main() -> None:
         '--no-cache',
         action='store_true',
         help='train the cached teachers even when the demo cache has them')
+    parser.add_argument(
+        '--budget',
+        choices=BUDGETS,
+        default='short',
+        help='short: the configs as they are (default); smoke: the whole '
+        'pipeline in minutes (one epoch of two batches per run), for tests')
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f'--jobs must be >= 1, got {args.jobs}')
@@ -628,6 +700,10 @@ def main() -> None:
     SLOTS = JobSlots(args.jobs)
     SEEDS, WITH_FINETUNE, USE_CACHE = (list(args.seeds), args.finetune,
                                        not args.no_cache)
+    if args.budget == 'smoke':
+        PRETRAIN_OPTIONS, SEG_OPTIONS = (SMOKE_PRETRAIN_OPTIONS,
+                                         SMOKE_SEG_OPTIONS)
+        LABELS_PER_CLASS, USE_CACHE = 5, False
     work_root = osp.join(REPO_ROOT, args.work_dir)
     os.makedirs(work_root, exist_ok=True)
     started = time.time()
@@ -645,14 +721,19 @@ def main() -> None:
 
     methods = [m for m in METHODS if not args.only or m.name in args.only]
     checkpoints: Dict[str, Future] = {m.name: Future() for m in methods}
+    if USE_CACHE:
+        CACHE_KEYS.update({m.name: cache_key(m.config, [])
+                           for m in methods if m.cached and not m.teachers})
     # one thread per method chain (they mostly wait for a job slot); the
     # baselines and methods without teachers go first, the segmentation
     # runs last (they fill the slots while the others wait for teachers)
     with ThreadPoolExecutor(max_workers=len(methods) + 4) as pool:
         baselines = pool.submit(baseline_rows, work_root)
+        # teachers (and every method in METHODS order) before the rest
         results = [
-            pool.submit(evaluate_method, method, work_root, checkpoints)
-            for method in methods
+            pool.submit(with_priority, rank, evaluate_method, method,
+                        work_root, checkpoints)
+            for rank, method in enumerate(methods)
         ]
         transfer = [
             pool.submit(random_transfer_row, work_root),
@@ -669,7 +750,8 @@ def main() -> None:
     plots = write_plots(work_root, methods, with_transfer)
     minutes = (time.time() - started) / 60
     note = (f'\nDigit scenes (32 px, 10 classes). Mean ± std over evaluation '
-            f'seeds {SEEDS}; each seed draws 100 labelled train scenes per '
+            f'seeds {SEEDS}; each seed draws {LABELS_PER_CLASS} labelled '
+            f'train scenes per '
             f'class (and the random-init network). kNN: k=20, cosine, '
             f'T=0.07; linear: logistic regression on standardised frozen '
             f'features'
