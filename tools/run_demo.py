@@ -171,6 +171,7 @@ class JobSlots:
         self.jobs = jobs
         self.threads = max(1, (os.cpu_count() or 1) // jobs)
         self._free = jobs
+        self._open = threading.Event()  # no job starts before open()
         self._waiting: List[Tuple[int, int]] = []
         self._counter = 0
         self._cond = threading.Condition()
@@ -181,10 +182,18 @@ class JobSlots:
             self._counter += 1
             ticket = (rank, self._counter)
             heapq.heappush(self._waiting, ticket)
-            self._cond.wait_for(
-                lambda: self._free > 0 and self._waiting[0] == ticket)
+            self._cond.wait_for(lambda: self._open.is_set() and self._free > 0
+                                and self._waiting[0] == ticket)
             heapq.heappop(self._waiting)
             self._free -= 1
+            self._cond.notify_all()
+
+    def open(self, delay: float = 0.0) -> None:
+        """Let jobs start, after ``delay`` seconds in which the job threads
+        queue up (so that the first slots go by rank, not by arrival)."""
+        time.sleep(delay)
+        with self._cond:
+            self._open.set()
             self._cond.notify_all()
 
     def _release(self) -> None:
@@ -224,6 +233,7 @@ class JobSlots:
 
 
 SLOTS = JobSlots(jobs=1)  # replaced in main() by --jobs
+SLOTS.open()
 _PRIORITY = threading.local()
 #: rank of the jobs of a thread that set none (baselines, transfer, pictures)
 DEFAULT_RANK = 1000
@@ -698,6 +708,7 @@ def main() -> None:
         parser.error(f'--seeds must be at least 2 distinct seeds, got '
                      f'{args.seeds}')
     SLOTS = JobSlots(args.jobs)
+    SLOTS.open()  # the data set is made before the job threads start
     SEEDS, WITH_FINETUNE, USE_CACHE = (list(args.seeds), args.finetune,
                                        not args.no_cache)
     if args.budget == 'smoke':
@@ -721,6 +732,7 @@ def main() -> None:
 
     methods = [m for m in METHODS if not args.only or m.name in args.only]
     checkpoints: Dict[str, Future] = {m.name: Future() for m in methods}
+    SLOTS = JobSlots(args.jobs)  # closed until every job thread queued
     if USE_CACHE:
         CACHE_KEYS.update({m.name: cache_key(m.config, [])
                            for m in methods if m.cached and not m.teachers})
@@ -740,6 +752,7 @@ def main() -> None:
             pool.submit(pretrained_transfer_row, work_root, checkpoints),
         ] if with_transfer else []
         pictures = pool.submit(masking_pictures, work_root, methods)
+        SLOTS.open(delay=2.0)
         rows = baselines.result()
         for result in results:
             rows += result.result()
