@@ -36,8 +36,8 @@ import mmmoma  # noqa: F401  (registers components, applies compat fixes)
 from mmmoma.evaluation import (extract_features, extract_raw_pixel_features,
                                weighted_knn_top1)
 from mmmoma.evaluation.knn import FEATURE_CHOICES
-from mmmoma.evaluation.linear_probe import (labelled_subset,
-                                            linear_probe_top1, summarize)
+from mmmoma.evaluation.linear_probe import (labelled_subset, linear_probe_top1,
+                                            summarize)
 
 
 def _knn_tool():

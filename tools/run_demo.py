@@ -35,7 +35,7 @@ in which jobs happen to run.
 
 Usage: python tools/run_demo.py [--work-dir work_dirs/demo] [--only NAME ...]
                                 [--jobs N] [--seeds 0 1 2] [--finetune]
-                                [--no-cache] [--budget short|smoke]
+                                [--no-cache] [--budget short|long|smoke]
 """
 import argparse
 import glob
@@ -167,11 +167,13 @@ class JobSlots:
     the students, never queue behind a student.
     """
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, start_open: bool = True) -> None:
         self.jobs = jobs
         self.threads = max(1, (os.cpu_count() or 1) // jobs)
         self._free = jobs
         self._open = threading.Event()  # no job starts before open()
+        if start_open:
+            self._open.set()
         self._waiting: List[Tuple[int, int]] = []
         self._counter = 0
         self._cond = threading.Condition()
@@ -233,7 +235,6 @@ class JobSlots:
 
 
 SLOTS = JobSlots(jobs=1)  # replaced in main() by --jobs
-SLOTS.open()
 _PRIORITY = threading.local()
 #: rank of the jobs of a thread that set none (baselines, transfer, pictures)
 DEFAULT_RANK = 1000
@@ -462,7 +463,16 @@ CACHE_KEYS: Dict[str, str] = {}
 #: ``--budget smoke`` (the test suite's run of the whole pipeline): every
 #: pre-training run is one epoch of two batches, UperNet two iterations on
 #: 8 val scenes, and each seed labels 5 scenes per class; nothing is cached
-BUDGETS = ('short', 'smoke')
+BUDGETS = ('short', 'long', 'smoke')
+#: ``--budget long``: what each method gets on top of its config (the
+#: smallest budget measured to matter; see the README's Demo section)
+LONG_OPTIONS: Dict[str, List[str]] = {
+    MOCO_NAME: [
+        'train_cfg.max_epochs=60', 'param_scheduler.1.T_max=55',
+        'param_scheduler.1.end=60', 'default_hooks.checkpoint.interval=60'
+    ],
+}
+METHOD_OPTIONS: Dict[str, List[str]] = {}
 SMOKE_PRETRAIN_OPTIONS = [
     'train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=256',
     'train_dataloader.num_workers=0',
@@ -490,7 +500,7 @@ def evaluate_method(method: DemoMethod, work_root: str,
         options = [
             f'{key}={teacher_checkpoint(teacher, checkpoints, work_root)}'
             for key, teacher in method.teachers.items()
-        ]
+        ] + METHOD_OPTIONS.get(method.name, [])
         cached = None
         key = None
         if method.cached and USE_CACHE:
@@ -671,7 +681,7 @@ def write_plots(work_root: str, methods: List[DemoMethod],
 
 def main() -> None:
     global SLOTS, SEEDS, WITH_FINETUNE, USE_CACHE, PRETRAIN_OPTIONS, \
-        SEG_OPTIONS, LABELS_PER_CLASS
+        SEG_OPTIONS, LABELS_PER_CLASS, METHOD_OPTIONS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--only', nargs='+', help='method names to run')
@@ -699,22 +709,24 @@ def main() -> None:
         '--budget',
         choices=BUDGETS,
         default='short',
-        help='short: the configs as they are (default); smoke: the whole '
-        'pipeline in minutes (one epoch of two batches per run), for tests')
+        help='short: the configs as they are (default); long: LONG_OPTIONS '
+        'on top (a 60-epoch MoCo v3 teacher); smoke: the whole pipeline in '
+        'minutes (one epoch of two batches per run), for tests')
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f'--jobs must be >= 1, got {args.jobs}')
     if len(set(args.seeds)) != len(args.seeds) or len(args.seeds) < 2:
         parser.error(f'--seeds must be at least 2 distinct seeds, got '
                      f'{args.seeds}')
-    SLOTS = JobSlots(args.jobs)
-    SLOTS.open()  # the data set is made before the job threads start
+    SLOTS = JobSlots(args.jobs)  # the data set is made first
     SEEDS, WITH_FINETUNE, USE_CACHE = (list(args.seeds), args.finetune,
                                        not args.no_cache)
     if args.budget == 'smoke':
         PRETRAIN_OPTIONS, SEG_OPTIONS = (SMOKE_PRETRAIN_OPTIONS,
                                          SMOKE_SEG_OPTIONS)
         LABELS_PER_CLASS, USE_CACHE = 5, False
+    elif args.budget == 'long':
+        METHOD_OPTIONS = LONG_OPTIONS
     work_root = osp.join(REPO_ROOT, args.work_dir)
     os.makedirs(work_root, exist_ok=True)
     started = time.time()
@@ -732,9 +744,11 @@ def main() -> None:
 
     methods = [m for m in METHODS if not args.only or m.name in args.only]
     checkpoints: Dict[str, Future] = {m.name: Future() for m in methods}
-    SLOTS = JobSlots(args.jobs)  # closed until every job thread queued
+    # closed until every job thread has queued
+    SLOTS = JobSlots(args.jobs, start_open=False)
     if USE_CACHE:
-        CACHE_KEYS.update({m.name: cache_key(m.config, [])
+        CACHE_KEYS.update({m.name: cache_key(m.config,
+                                             METHOD_OPTIONS.get(m.name, []))
                            for m in methods if m.cached and not m.teachers})
     # one thread per method chain (they mostly wait for a job slot); the
     # baselines and methods without teachers go first, the segmentation

@@ -295,10 +295,18 @@ def test_config_trains_two_iterations(config, imagenet_stand_in,
         'model.num_chunks = 1'
     assert (skipped in log) is (
         'ConcentrationMonitorHook' in hooks and not monitored), log[-4000:]
+    momenta = []
     for line in iter_lines:
         loss = float(re.search(r'\bloss: ([-\d.e+]+)', line).group(1))
         assert torch.isfinite(torch.tensor(loss))
-        assert 'teacher_momentum: 0.99' in line
+        momenta.append(float(
+            re.search(r'\bteacher_momentum: ([\d.]+)', line).group(1)))
+    # the config's cosine momentum: its base at the first iteration (0.99
+    # in the paper configs, 0.9 in the short demo), then towards its end
+    base, end = cfg.model.base_momentum, cfg.model.end_momentum
+    assert momenta[0] == pytest.approx(base, abs=1e-4)
+    assert all(base - 1e-4 <= m <= end + 1e-4 for m in momenta)
+    for line in iter_lines:
         kappas = set(re.findall(r'\bkappa_(\w+): ', line))
         assert kappas == ({'rep', 'projector', 'predictor'}
                           if monitored else set()), line

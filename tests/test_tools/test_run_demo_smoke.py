@@ -30,7 +30,9 @@ def table_rows(text):
     """The first markdown table of results.md as lists of cells."""
     rows = []
     for line in text.splitlines():
-        if line.startswith('|') and not line.startswith('|---'):
+        if line.startswith('|---'):
+            continue
+        if line.startswith('|'):
             rows.append([cell.strip() for cell in line.strip('|').split('|')])
         elif rows:
             break

@@ -80,7 +80,6 @@ def test_cache_key_follows_the_config_and_its_options():
 
 def test_job_slots_serve_the_lowest_rank_first(tmp_path, monkeypatch):
     slots = run_demo.JobSlots(jobs=1)
-    slots.open()
     monkeypatch.setattr(run_demo, 'SLOTS', slots)
     order = []
 
@@ -114,7 +113,7 @@ def test_run_demo_rejects_too_few_or_repeated_seeds(seeds):
 def test_job_slots_start_nothing_before_open_then_go_by_rank(
         tmp_path, monkeypatch):
     """Jobs that queue before open() start by rank, not by arrival."""
-    slots = run_demo.JobSlots(jobs=1)
+    slots = run_demo.JobSlots(jobs=1, start_open=False)
     monkeypatch.setattr(run_demo, 'SLOTS', slots)
     order = []
 

@@ -1,9 +1,9 @@
 # The demo schedule of the masked-image-modelling methods (MAE, SdAE):
 # AdamW 1.5e-3, betas (0.9, 0.95), wd 0.05 (none on norms, biases, position /
-# CLS / mask tokens), 10 linear warm-up epochs, cosine to 100 epochs (1,100 iterations
-# of batch 128 on the 1,300 digit scenes: MAE at 440 iterations scored
-# kNN 12.6 / linear 18.7 against random init 9.6 / 15.7, and more
-# iterations are the cheapest lever; the MAE run is cached by the demo).
+# CLS / mask tokens), 10 linear warm-up epochs, cosine to 100 epochs
+# (1,100 iterations of batch 128 on the 1,300 digit scenes: MAE at 440
+# iterations scored kNN 12.6 / linear 18.7 against random init 9.6 / 15.7;
+# more iterations are the cheapest lever, and the MAE run is cached).
 max_epochs = 100
 warmup_epochs = 10
 optim_wrapper = dict(
