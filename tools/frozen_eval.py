@@ -10,9 +10,10 @@ Examples::
     # flattened, normalised pixels
     python tools/frozen_eval.py $CFG --raw-pixels
 
-Both protocols share one feature extraction (tools/knn_eval.py's model
-building, strict checkpoint loading and feature pooling): the labelled set
-is ``knn_train_dataloader``, the held-out set ``knn_val_dataloader``.
+Both protocols share one feature extraction (tools/knn_eval.py's
+``frozen_features``: model building, strict checkpoint loading, pooling):
+the labelled set is ``knn_train_dataloader``, the held-out set
+``knn_val_dataloader``.
 For every evaluation seed, ``--labels-per-class`` labelled samples of every
 class are drawn (:func:`mmmoma.evaluation.linear_probe.labelled_subset`);
 the weighted kNN (k=20, cosine, T=0.07) and the logistic-regression probe
@@ -29,12 +30,9 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
-from mmengine.registry import init_default_scope
-from mmengine.runner import Runner, set_random_seed
 
 import mmmoma  # noqa: F401  (registers components, applies compat fixes)
-from mmmoma.evaluation import (extract_features, extract_raw_pixel_features,
-                               weighted_knn_top1)
+from mmmoma.evaluation import weighted_knn_top1
 from mmmoma.evaluation.knn import FEATURE_CHOICES
 from mmmoma.evaluation.linear_probe import (labelled_subset, linear_probe_top1,
                                             summarize)
@@ -96,37 +94,13 @@ def run_frozen_eval(cfg: Config,
     """
     if not seeds:
         raise ValueError('--seeds needs at least one seed')
-    if raw_pixels and checkpoint is not None:
-        raise ValueError('--raw-pixels uses no model weights; do not pass a '
-                         'checkpoint with it')
     tool = _knn_tool()
-    for name in ('knn_train_dataloader', 'knn_val_dataloader'):
-        if name not in cfg:
-            raise KeyError(
-                f'the config defines no `{name}`; inherit '
-                'configs/_base_/datasets/digit_scenes_knn.py or define it')
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
 
     def features(seed: int):
-        set_random_seed(seed)
-        model = tool.build_model(cfg)
-        train_loader = Runner.build_dataloader(cfg.knn_train_dataloader,
-                                               seed=seed)
-        val_loader = Runner.build_dataloader(cfg.knn_val_dataloader,
-                                             seed=seed)
-        if raw_pixels:
-            return (extract_raw_pixel_features(train_loader,
-                                               model.data_preprocessor),
-                    extract_raw_pixel_features(val_loader,
-                                               model.data_preprocessor))
-        if checkpoint is None:
-            model.init_weights()
-        else:
-            tool.load_backbone_checkpoint(model, checkpoint, prefix,
-                                          allowed_missing)
-        model.to(device)
-        return (extract_features(model, train_loader, feature, False),
-                extract_features(model, val_loader, feature, False))
+        train, val, _ = tool.frozen_features(cfg, checkpoint, raw_pixels,
+                                             feature, seed, device, prefix,
+                                             allowed_missing, False)
+        return train, val
 
     # a checkpoint or pixels give the same features for every seed
     fixed = None if checkpoint is None and not raw_pixels else features(

@@ -135,39 +135,26 @@ def build_model(cfg: Config) -> nn.Module:
     return MODELS.build(model_cfg)
 
 
-def run_knn_eval(cfg: Config,
-                 checkpoint: Optional[str] = None,
-                 raw_pixels: bool = False,
-                 k: int = 20,
-                 temperature: float = 0.07,
-                 feature: str = 'auto',
-                 seed: int = 0,
-                 device: str = 'cpu',
-                 prefix: str = 'backbone.',
-                 allowed_missing: Sequence[str] = ()) -> Dict[str, object]:
-    """Build the model and kNN dataloaders of ``cfg`` and score them.
+def frozen_features(cfg: Config,
+                    checkpoint: Optional[str] = None,
+                    raw_pixels: bool = False,
+                    feature: str = 'auto',
+                    seed: int = 0,
+                    device: str = 'cpu',
+                    prefix: str = 'backbone.',
+                    allowed_missing: Sequence[str] = (),
+                    show_progress: bool = True) -> tuple:
+    """The frozen features of ``cfg``'s kNN train and val sets.
 
-    Args:
-        cfg (Config): Config with ``model``, ``knn_train_dataloader`` and
-            ``knn_val_dataloader``.
-        checkpoint (str, optional): Backbone weights (see
-            :func:`load_backbone_checkpoint`), loaded into the model as
-            constructed (``init_weights`` is not run, so keys allowed to be
-            missing keep their constructor values, e.g. LayerNorm = identity).
-            None: the model after ``init_weights()`` (random initialisation
-            unless the config's ``init_cfg`` loads weights).
-        raw_pixels (bool): Score flattened pixels, normalised by the model's
-            ``data_preprocessor``, instead of features.
-        k (int): Neighbours. Defaults to 20.
-        temperature (float): Vote temperature. Defaults to 0.07.
-        feature (str): Token pooling, see ``pool_features``.
-        seed (int): Seed of the random initialisation and the loaders.
-        device (str): Device of the model.
-        prefix (str): Sub-module of a training checkpoint.
-        allowed_missing (Sequence[str]): Backbone keys the checkpoint may lack.
+    Builds the model (seeded by ``seed``), then initialises it
+    (``checkpoint`` None), loads ``checkpoint`` strictly, or uses raw pixels;
+    extracts the features of ``knn_train_dataloader`` and
+    ``knn_val_dataloader``. Shared by this tool and tools/frozen_eval.py.
 
     Returns:
-        dict: ``top1`` (percent) and the settings that produced it.
+        tuple: ``((train_feats, train_labels), (val_feats, val_labels),
+        source)``: (N, D) / (N,) and (M, D) / (M,) tensors, and a string
+        naming where the features come from.
     """
     logger = MMLogger.get_current_instance()
     for field in ('knn_train_dataloader', 'knn_val_dataloader'):
@@ -202,8 +189,48 @@ def run_knn_eval(cfg: Config,
                                            model.data_preprocessor)
         val = extract_raw_pixel_features(val_loader, model.data_preprocessor)
     else:
-        train = extract_features(model, train_loader, feature)
-        val = extract_features(model, val_loader, feature)
+        train = extract_features(model, train_loader, feature, show_progress)
+        val = extract_features(model, val_loader, feature, show_progress)
+    return train, val, source
+
+
+def run_knn_eval(cfg: Config,
+                 checkpoint: Optional[str] = None,
+                 raw_pixels: bool = False,
+                 k: int = 20,
+                 temperature: float = 0.07,
+                 feature: str = 'auto',
+                 seed: int = 0,
+                 device: str = 'cpu',
+                 prefix: str = 'backbone.',
+                 allowed_missing: Sequence[str] = ()) -> Dict[str, object]:
+    """Build the model and kNN dataloaders of ``cfg`` and score them.
+
+    Args:
+        cfg (Config): Config with ``model``, ``knn_train_dataloader`` and
+            ``knn_val_dataloader``.
+        checkpoint (str, optional): Backbone weights (see
+            :func:`load_backbone_checkpoint`), loaded into the model as
+            constructed (``init_weights`` is not run, so keys allowed to be
+            missing keep their constructor values, e.g. LayerNorm = identity).
+            None: the model after ``init_weights()`` (random initialisation
+            unless the config's ``init_cfg`` loads weights).
+        raw_pixels (bool): Score flattened pixels, normalised by the model's
+            ``data_preprocessor``, instead of features.
+        k (int): Neighbours. Defaults to 20.
+        temperature (float): Vote temperature. Defaults to 0.07.
+        feature (str): Token pooling, see ``pool_features``.
+        seed (int): Seed of the random initialisation and the loaders.
+        device (str): Device of the model.
+        prefix (str): Sub-module of a training checkpoint.
+        allowed_missing (Sequence[str]): Backbone keys the checkpoint may lack.
+
+    Returns:
+        dict: ``top1`` (percent) and the settings that produced it.
+    """
+    train, val, source = frozen_features(cfg, checkpoint, raw_pixels,
+                                         feature, seed, device, prefix,
+                                         allowed_missing)
     top1 = weighted_knn_top1(*train, *val, k=k, temperature=temperature)
     return dict(
         top1=top1,

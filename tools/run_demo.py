@@ -427,14 +427,14 @@ def restore_cached(method: DemoMethod, key: str,
     folder = osp.join(demo_cache_dir(), f'{method.work_dir_name}-{key}')
     if not osp.isfile(osp.join(folder, 'cache.json')):
         return None
+    info = read_json(osp.join(folder, 'cache.json'))
     if osp.isdir(work_dir):
         shutil.rmtree(work_dir)
     shutil.copytree(osp.join(folder, 'run'), work_dir)
-    # the checkpoint path recorded by the run points into the cache's copy
+    # the run's own last_checkpoint names the path it was trained in
     with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
-        f.write(osp.join(work_dir, read_json(
-            osp.join(folder, 'cache.json'))['checkpoint']))
-    return read_json(osp.join(folder, 'cache.json'))
+        f.write(osp.join(work_dir, info['checkpoint']))
+    return info
 
 
 def store_cached(method: DemoMethod, key: str, work_dir: str,
