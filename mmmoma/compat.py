@@ -29,6 +29,18 @@ a test in ``tests/test_compat.py``.
    the Runner gives DDP ``device_ids=[LOCAL_RANK]``, which DDP refuses for CPU
    modules. :func:`setup_cpu_distributed` initialises the gloo process group
    itself and sets ``model_wrapper_cfg.device_ids=None``.
+5. Auto-resume trusts ``last_checkpoint`` blindly: mmengine's
+   ``find_latest_checkpoint`` returns whatever path the file names (a
+   deleted or partial checkpoint, then ``FileNotFoundError`` or a zip
+   error). :func:`_patch_find_latest_checkpoint` makes the Runner use
+   :func:`mmmoma.utils.checkpoint_files.find_resumable_checkpoint`: the
+   pointed file if complete, else the newest complete checkpoint, with a
+   warning.
+6. Orphan dataloader workers: after ``kill -9`` of a training process its
+   workers can live on (torch's watchdog only runs while a worker waits for
+   work). :func:`_patch_worker_init` adds
+   :func:`mmmoma.utils.dataloader_workers.exit_with_parent` to the
+   ``worker_init_fn`` MMEngine gives every dataloader it builds.
 """
 import logging
 import os
@@ -220,5 +232,32 @@ def finish_distributed() -> None:
         torch_dist.destroy_process_group()
 
 
+def _patch_find_latest_checkpoint() -> None:
+    import mmengine.runner.runner as runner_module
+
+    from mmmoma.utils.checkpoint_files import find_resumable_checkpoint
+    if getattr(runner_module.find_latest_checkpoint, 'mmmoma_patched',
+               False):
+        return
+
+    def find_latest_checkpoint(path: str):
+        return find_resumable_checkpoint(path)
+
+    find_latest_checkpoint.mmmoma_patched = True
+    find_latest_checkpoint.original = runner_module.find_latest_checkpoint
+    runner_module.find_latest_checkpoint = find_latest_checkpoint
+
+
+def _patch_worker_init() -> None:
+    import mmengine.runner.runner as runner_module
+
+    from mmmoma.utils.dataloader_workers import \
+        mmengine_worker_init_exiting_with_parent
+    runner_module.default_worker_init_fn = \
+        mmengine_worker_init_exiting_with_parent
+
+
 _allow_checkpoint_globals()
 _patch_adjust_hue()
+_patch_find_latest_checkpoint()
+_patch_worker_init()

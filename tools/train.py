@@ -1,8 +1,10 @@
 """Train a model from a config: the arguments of mmpretrain's tools/train.py.
 
 Differences from mmpretrain's script, all from :mod:`mmmoma.compat`:
-``--resume`` works under torch >= 2.6, and ``--launcher pytorch`` works on a
-CPU-only machine (gloo), so ``tools/dist_train.sh CONFIG 2`` runs anywhere.
+``--resume`` works under torch >= 2.6 and falls back to the newest complete
+checkpoint when ``last_checkpoint`` is stale, ``--resume PATH`` refuses a
+partial file by name, and ``--launcher pytorch`` works on a CPU-only machine
+(gloo), so ``tools/dist_train.sh CONFIG 2`` runs anywhere.
 """
 import argparse
 import os
@@ -16,6 +18,7 @@ import mmmoma  # noqa: F401  (registers components, applies compat fixes)
 from mmmoma.compat import (amp_to_fp32_without_gpu,
                            drop_persistent_workers_without_workers,
                            finish_distributed, setup_cpu_distributed)
+from mmmoma.utils.checkpoint_files import why_incomplete
 
 
 def parse_args() -> argparse.Namespace:
@@ -86,6 +89,12 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
+        problem = why_incomplete(args.resume)
+        if problem is not None:
+            raise FileNotFoundError(
+                f'--resume {args.resume}: the checkpoint is {problem}; give '
+                'a complete checkpoint, or --resume without a path to resume '
+                'from the newest complete one in the work directory')
         cfg.resume = True
         cfg.load_from = args.resume
 

@@ -1,5 +1,6 @@
-# Runtime shared by every mmmoma config (mmpretrain's default runtime plus
-# the mmmoma plugin import and exact-resume RNG states).
+# Runtime shared by every mmmoma config: mmpretrain's default runtime plus
+# the mmmoma plugin import and what makes training survive faults (README,
+# "What survives what").
 default_scope = 'mmpretrain'
 custom_imports = dict(imports=['mmmoma'], allow_failed_imports=False)
 
@@ -7,9 +8,19 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # write to <name>.partial, rename, update last_checkpoint, and only then
+    # delete old checkpoints: a kill never leaves nothing to resume from
+    checkpoint=dict(
+        type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
+    # a non-finite loss / gradient norm stops training (non-zero exit)
+    # before the optimizer step and before any checkpoint is written;
+    # max_skipped_steps=N skips up to N bad steps instead, logged
+    non_finite_guard=dict(type='NonFiniteGuardHook', max_skipped_steps=0),
+    # model.check_train_loader(...) (e.g. MimCo's queue tiling) before the
+    # first iteration
+    train_loader_check=dict(type='TrainLoaderCheckHook'),
 )
 # Stores python / numpy / torch RNG states in checkpoints so that --resume
 # continues exactly where the interrupted run was.

@@ -101,5 +101,7 @@ param_scheduler = [
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(
     logger=dict(interval=50),
-    checkpoint=dict(interval=max_iters, max_keep_ckpts=1))
+    checkpoint=dict(
+        type='AtomicCheckpointHook', interval=max_iters, max_keep_ckpts=1),
+    non_finite_guard=dict(type='NonFiniteGuardHook', max_skipped_steps=0))
 randomness = dict(seed=0)

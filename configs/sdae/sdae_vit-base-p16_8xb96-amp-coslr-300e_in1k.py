@@ -43,7 +43,8 @@ param_scheduler = [
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))
+    checkpoint=dict(
+        type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3))
 # TeacherEMAHook updates the EMA teacher (after every epoch here); it runs
 # before the CheckpointHook so checkpoints hold the updated teacher.
 custom_hooks = [dict(type='RNGStateHook'), dict(type='TeacherEMAHook')]

@@ -1,10 +1,18 @@
-"""Resume after a kill reproduces the uninterrupted run exactly (CPU)."""
+"""Resume after a kill reproduces the uninterrupted run exactly (CPU), for
+each method, with the shipped loader settings (2 workers,
+``persistent_workers=True``): python / numpy / torch states of the main
+process come from the checkpoint, and the workers are seeded per epoch
+(``RNGStateHook``)."""
 import os.path as osp
 
 import torch
 
-from .utils import (MAE_DEMO, MIMCO_DEMO, MMOCO_DEMO, SDAE_DEMO,
+from .utils import (MAE_DEMO, MIMCO_DEMO, MMOCO_DEMO, REPO_ROOT, SDAE_DEMO,
                     pretrain_overrides, python, run)
+
+MOMA_DEMO = osp.join(
+    REPO_ROOT, 'configs', 'demo',
+    'moma-mae-to-mocov3_vit-tiny-p4_1xb128-24e_digit-scenes.py')
 
 HERE = osp.dirname(osp.abspath(__file__))
 
@@ -60,7 +68,8 @@ def assert_same(want, got):
 
 def test_kill_after_epoch_then_resume_matches_uninterrupted(
         tmp_path, tiny_image_folder):
-    options = pretrain_overrides(tiny_image_folder, max_epochs=4)
+    options = pretrain_overrides(tiny_image_folder, max_epochs=4,
+                                 shipped_loader=True)
     want, got, mid = kill_and_resume(MAE_DEMO, tmp_path, options)
     assert_same(want, got)
     # and training did move the weights between epoch 2 and 4
@@ -71,7 +80,8 @@ def test_sdae_resume_restores_the_ema_teacher_exactly(tmp_path,
                                                       tiny_image_folder):
     """The EMA teacher (and its update count) continue exactly after a
     kill: TeacherEMAHook updates it before the epoch checkpoint is saved."""
-    options = pretrain_overrides(tiny_image_folder, max_epochs=4) + [
+    options = pretrain_overrides(tiny_image_folder, max_epochs=4,
+                                 shipped_loader=True) + [
         'model.backbone.arch.num_layers=2', 'model.neck.decoder_depth=1']
     want, got, mid = kill_and_resume(SDAE_DEMO, tmp_path, options)
     assert_same(want, got)
@@ -99,7 +109,8 @@ def test_mimco_resume_restores_queues_and_momentum_projectors(
                                teacher.state_dict().items()}}, teacher_ckpt)
     batch_size, queue_length = 4, 12  # 4 steps / epoch; 16 keys wrap 12
     options = pretrain_overrides(
-        tiny_image_folder, max_epochs=4, batch_size=batch_size) + [
+        tiny_image_folder, max_epochs=4, batch_size=batch_size,
+        shipped_loader=True) + [
         f'model.teacher.checkpoint={teacher_ckpt}',
         f'model.patch_queue_length={queue_length}',
         f'model.image_queue_length={queue_length}',
@@ -142,7 +153,8 @@ def test_mmoco_resume_restores_the_momentum_encoder_exactly(
     TeacherEMAHook) and the random chunk shuffles continue exactly after a
     kill."""
     monkeypatch.setenv('OMP_NUM_THREADS', '1')  # tiny model: one thread
-    options = pretrain_overrides(tiny_image_folder, max_epochs=4) + [
+    options = pretrain_overrides(tiny_image_folder, max_epochs=4,
+                                 shipped_loader=True) + [
         f'model.backbone.arch.{key}={value}'
         for key, value in tiny_arch.items()
     ] + ['model.neck.hid_channels=32', 'model.neck.out_channels=16',
@@ -162,3 +174,29 @@ def test_mmoco_resume_restores_the_momentum_encoder_exactly(
     online = want['backbone.layers.0.attn.qkv.weight']
     target = want['momentum_encoder.backbone.layers.0.attn.qkv.weight']
     assert not torch.equal(online, target)
+
+
+def test_moma_resume_matches_uninterrupted(tmp_path, tiny_image_folder,
+                                           monkeypatch):
+    """MOMA: the student (initialised from a file), its projector and the
+    random masks continue exactly; the frozen teacher is rebuilt from its
+    own file and never saved."""
+    from mmengine.config import Config
+
+    from mmmoma.models.backbones import MaskedViT
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')  # tiny model: one thread
+    vit = dict(Config.fromfile(MOMA_DEMO).tiny_vit)
+    vit.pop('type')
+    checkpoint = tmp_path / 'vit.pth'
+    torch.save({'state_dict': {'backbone.' + key: value for key, value in
+                               MaskedViT(**vit).state_dict().items()}},
+               checkpoint)
+    options = pretrain_overrides(tiny_image_folder, max_epochs=4,
+                                 shipped_loader=True) + [
+        f'model.teachers.mae.teacher.checkpoint={checkpoint}',
+        f'model.backbone.init_cfg.checkpoint={checkpoint}']
+    want, got, mid = kill_and_resume(MOMA_DEMO, tmp_path, options)
+    assert_same(want, got)
+    assert not [key for key in want if key.startswith('teachers.')]
+    student = [key for key in want if key.startswith('backbone.')]
+    assert any(not torch.equal(mid[key], want[key]) for key in student)

@@ -23,13 +23,22 @@ FINETUNE_DEMO = os.path.join(REPO_ROOT, 'configs', 'demo',
 PROGRESS_BAR = re.compile(r'\d+/\d+, [\d.]+ task/s')
 
 
-def pretrain_overrides(data_root, max_epochs=1, batch_size=4):
-    """--cfg-options that point a demo pre-training config at tiny data."""
+def pretrain_overrides(data_root, max_epochs=1, batch_size=4,
+                       shipped_loader=False):
+    """--cfg-options that point a demo pre-training config at tiny data.
+
+    Args:
+        shipped_loader (bool): keep the config's loader settings (worker
+            processes, persistent workers) instead of loading in the main
+            process.
+    """
+    loader = [] if shipped_loader else [
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False']
     return [
         f'train_dataloader.dataset.data_root={data_root}',
         f'train_dataloader.batch_size={batch_size}',
-        'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
+        *loader,
         f'train_cfg.max_epochs={max_epochs}',
         'default_hooks.checkpoint.interval=1',
         'default_hooks.checkpoint.max_keep_ckpts=10',

@@ -14,6 +14,10 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
 custom_imports = dict(imports=['mmmoma'], allow_failed_imports=False)
+# crash-safe checkpoints and the NaN guard (README, "What survives what")
+default_hooks = dict(
+    checkpoint=dict(type='AtomicCheckpointHook'),
+    non_finite_guard=dict(type='NonFiniteGuardHook', max_skipped_steps=0))
 
 crop_size = (512, 512)
 model = dict(

@@ -3,8 +3,11 @@ from typing import Any, Dict, List, Optional
 
 from mmengine.dist import all_gather_object, get_dist_info, is_distributed
 from mmengine.hooks import CheckpointHook, Hook
+from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.registry import HOOKS
+from torch.utils.data import DataLoader
 
+from mmmoma.utils.dataloader_workers import EpochSeededWorkers
 from mmmoma.utils.rng import get_rng_state, set_rng_state
 
 
@@ -24,15 +27,35 @@ class RNGStateHook(Hook):
     epoch-based checkpoints, each ``interval``-th and the last iteration for
     iteration-based ones.
 
-    Exactness holds for data loading in the main process
-    (``num_workers=0``); with worker processes, MMEngine re-seeds workers by
-    rank and worker id, so augmentations in resumed epochs match only with
-    ``persistent_workers=False``.
+    Dataloader workers: at ``before_train`` the train loader gets
+    :class:`~mmmoma.utils.dataloader_workers.EpochSeededWorkers`, which
+    seeds each worker at each epoch from (seed, epoch, rank, worker id) and
+    keeps iterator creation off the main RNG, so resumed epochs draw the
+    same augmentations and masks as uninterrupted ones with
+    ``persistent_workers=True`` too (MMEngine seeds a worker once, when it
+    starts). Resumes are exact at epoch boundaries (epoch-based
+    checkpoints, or iteration-based loops, which replay the loader).
     """
     priority = 'LOW'  # before CheckpointHook (VERY_LOW)
 
     def __init__(self) -> None:
         self._gathered: Optional[List[Dict[str, Any]]] = None
+        self._workers: Optional[EpochSeededWorkers] = None
+
+    def before_train(self, runner) -> None:
+        # iteration-based loops start their workers when they are built;
+        # their resumes replay the loader, which is exact already
+        if not isinstance(runner.train_loop, EpochBasedTrainLoop):
+            return
+        loader = runner.train_loop.dataloader
+        if not isinstance(loader, DataLoader):
+            return
+        rank, _ = get_dist_info()
+        self._workers = EpochSeededWorkers.install(loader, runner.seed, rank)
+
+    def before_train_epoch(self, runner) -> None:
+        if self._workers is not None:
+            self._workers.set_epoch(runner.epoch)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:

@@ -22,8 +22,6 @@ from mmpretrain.models.utils import (build_2d_sincos_position_embedding,
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from ..utils.strict_pretrained import (apply_strict_pretrained,
-                                       split_strict_pretrained)
 from ..utils.token_selection import gather_tokens
 
 
@@ -64,24 +62,14 @@ class MaskedViT(VisionTransformer):
             self.pos_embed.requires_grad = False
 
     def init_weights(self) -> None:
-        """Random initialisation, then ``StrictPretrained`` weights if any.
+        """Random initialisation, the fixed sin-cos ``pos_embed`` if chosen.
 
-        mmengine applies a non-``Pretrained`` ``init_cfg`` *before* the
-        children's ``init_weights`` (which re-initialise the FFNs), and
-        ``VisionTransformer`` re-draws ``pos_embed`` afterwards; so loading
-        is done here, last. (As a child of a model, the parent's
-        ``init_weights`` already defers it; see ``install_load_last``.)
+        A ``StrictPretrained`` checkpoint, if any, is loaded after this whole
+        method, also for a top-level ``MaskedViT`` (see
+        ``install_load_last``), so it overwrites the sin-cos embedding.
         """
-        init_cfg = self.init_cfg
-        rest, strict = split_strict_pretrained(init_cfg)
-        self.init_cfg = rest
-        try:
-            super().init_weights()
-            self._init_sincos_pos_embed()
-        finally:
-            self.init_cfg = init_cfg
-        for cfg in strict:
-            apply_strict_pretrained(self, cfg)
+        super().init_weights()
+        self._init_sincos_pos_embed()
 
     def _init_sincos_pos_embed(self) -> None:
         if self.pos_embed_type != 'sincos':

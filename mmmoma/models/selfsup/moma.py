@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ..utils.token_selection import (TokenSplit, check_mask_ratio,
                                      gather_tokens, random_token_split)
+from ..utils.validation import positive_float
 
 ALIGN_MODES = ('cls', 'visible', 'both')
 WEIGHTING_MODES = ('fixed', 'uncertainty')
@@ -79,11 +80,14 @@ class MOMA(BaseSelfSupervisor):
             the original view; 1: e.g. the strong view of the same crop) fed
             masked to the student / whole to the teacher, and ``projector``
             gets ``in_dims`` / ``out_dims`` filled in (``projector=None``:
-            identity, only when the dimensions match).
+            identity, only when the dimensions match). ``loss_weight`` must
+            be a finite number > 0; checkpoint errors name the key
+            ``model.teachers.<name>.teacher.checkpoint``.
         mask_ratio (float): fraction of student tokens masked, in [0, 1).
             Defaults to 0.9 (paper §4.1).
         align (str): tokens to align, one of ``ALIGN_MODES``.
-        smooth_l1_beta (float): Smooth L1 ``beta``. Defaults to 1.0.
+        smooth_l1_beta (float): Smooth L1 ``beta``, a finite number > 0.
+            Defaults to 1.0.
         teacher_weighting (str): one of ``WEIGHTING_MODES``.
         shared_projector (bool): one projector ``P`` for every teacher (Eq. 4
             writes a single ``P``); the teachers must then have the same
@@ -115,9 +119,9 @@ class MOMA(BaseSelfSupervisor):
         if teacher_weighting not in WEIGHTING_MODES:
             raise ValueError('MOMA.teacher_weighting must be one of '
                              f'{WEIGHTING_MODES}, got {teacher_weighting!r}')
-        if smooth_l1_beta <= 0:
-            raise ValueError('MOMA.smooth_l1_beta must be > 0, got '
-                             f'{smooth_l1_beta}')
+        # NaN / inf / 'abc' used to pass (inf: a zero loss)
+        smooth_l1_beta = positive_float(smooth_l1_beta,
+                                        'model.smooth_l1_beta')
         if not isinstance(teachers, dict) or not teachers:
             raise ValueError('MOMA.teachers must be a non-empty dict '
                              'name -> dict(teacher=..., loss_weight=..., '
@@ -148,8 +152,16 @@ class MOMA(BaseSelfSupervisor):
                     f'MOMA.teachers.{name} takes the keys teacher (required),'
                     f' loss_weight, student_view, teacher_view, projector; '
                     f'got {sorted(spec)}')
-            teacher = MODELS.build(dict(type='FrozenTeacher',
-                                        **spec['teacher']))
+            # checked before the (slow) teacher build; a weight < 0 would
+            # maximise the distance to the teacher
+            self.loss_weights[name] = positive_float(
+                spec.get('loss_weight', 1.0),
+                f'model.teachers.{name}.loss_weight')
+            # a teacher's checkpoint errors name its config key
+            teacher = MODELS.build(
+                dict(type='FrozenTeacher',
+                     config_key=f'model.teachers.{name}.teacher.checkpoint',
+                     **spec['teacher']))
             self.teachers[name] = teacher
             teacher_dims = teacher.network.embed_dims
             projector_cfg = spec.get('projector', dict(type='TokenProjector'))
@@ -167,7 +179,6 @@ class MOMA(BaseSelfSupervisor):
                 shared_spec = (projector_cfg, teacher_dims)
                 self.projectors[name] = self._build_projector(
                     name, projector_cfg, student_dims, teacher_dims)
-            self.loss_weights[name] = float(spec.get('loss_weight', 1.0))
             for key, views in (('student_view', self.student_views),
                                ('teacher_view', self.teacher_views)):
                 view = spec.get(key, 0)

@@ -44,6 +44,7 @@ from ..utils.token_selection import (TokenSplit, check_mask_ratio,
                                      gather_tokens, num_visible_tokens,
                                      random_token_split, split_into_groups,
                                      split_prefix, unfold_groups)
+from ..utils.validation import positive_float
 
 #: What the teacher sees (paper Table 5 / Fig. 4b):
 #: ``'masked'``: the masked tokens, in ``num_folds`` folds (``num_folds=1``:
@@ -291,7 +292,8 @@ class SdAE(BaseSelfSupervisor):
         teacher_init (str): ``'random'`` (default, official: the teacher is
             initialised independently of the student, as a timm ViT) or
             ``'student'`` (a copy of the initialised student).
-        target_eps (float): ε of Eq. (3). Defaults to 1e-6.
+        target_eps (float): ε of Eq. (3), a finite number > 0. Defaults to
+            1e-6.
         normalize_target (bool): apply Eq. (3) to the teacher's features
             ("teacher normalize", Table 5). Defaults to True (official).
         loss_reduction (str): one of :data:`LOSS_REDUCTIONS`. ``'fold'``
@@ -346,7 +348,8 @@ class SdAE(BaseSelfSupervisor):
                                                 'SdAE.end_momentum')
         self.momentum_update = momentum_update
         self.teacher_init = teacher_init
-        self.target_eps = target_eps
+        # <= 0 / NaN made the targets NaN
+        self.target_eps = positive_float(target_eps, 'model.target_eps')
         if not isinstance(normalize_target, bool):
             raise ValueError('SdAE.normalize_target must be a bool, got '
                              f'{normalize_target!r}')

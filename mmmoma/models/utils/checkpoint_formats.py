@@ -102,7 +102,9 @@ import fnmatch
 import os
 import pickle
 import re
+import zipfile
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 from typing import (Dict, Iterable, Iterator, List, Mapping, Optional,
                     Sequence, Tuple, Union)
@@ -120,7 +122,7 @@ __all__ = [
     'swin_merge_to_unfold_order', 'swin_relative_position_index',
     'detect_checkpoint_format', 'load_checkpoint_file',
     'load_backbone_state_dict', 'load_state_dict_strict',
-    'load_backbone_weights',
+    'load_backbone_weights', 'with_context',
     'save_backbone_checkpoint', 'convert_to_backbone_checkpoint'
 ]
 
@@ -225,6 +227,16 @@ _SWIN_BLOCK_KEY = re.compile(_SWIN_BLOCK)
 _MOCOV3_ENCODER_PREFIX = 'module.base_encoder.'
 _MOBY_ENCODER_PREFIX = 'encoder.'
 _MAX_KEYS_IN_MESSAGE = 20
+
+# First bytes of what torch.save writes: a zip archive (PyTorch >= 1.6) or a
+# legacy pickle (protocol >= 2 opcode); failures to load other files mean
+# "not a PyTorch checkpoint", failures to load these "truncated/corrupted".
+_TORCH_FILE_MAGIC = (b'PK\x03\x04', b'\x80')
+_HEAD_BYTES = 16
+# What torch.load raises for files it cannot read (zip reader: RuntimeError;
+# legacy reader: EOFError, KeyError, ValueError, UnpicklingError, ...).
+_LOAD_ERRORS = (RuntimeError, EOFError, KeyError, IndexError, ValueError,
+                zipfile.BadZipFile, pickle.UnpicklingError)
 
 
 class CheckpointFormatError(ValueError):
@@ -621,6 +633,30 @@ def detect_checkpoint_format(checkpoint: Mapping[str, object]) -> str:
         f'{recognised}.')
 
 
+def _unreadable_checkpoint(path: Path, err: BaseException) -> str:
+    """Message for a file that ``torch.load`` cannot read: its path, what it
+    likely is (judged from its size and first bytes) and the original
+    error."""
+    size = path.stat().st_size
+    with open(path, 'rb') as file:
+        head = file.read(_HEAD_BYTES)
+    if size == 0:
+        likely = ('it is empty (0 bytes): likely an interrupted download or '
+                  'copy; download or copy it again')
+    elif head.startswith(_TORCH_FILE_MAGIC):
+        likely = (f'it starts like a PyTorch checkpoint but cannot be read '
+                  f'({size} bytes): likely truncated (an interrupted '
+                  f'download or copy) or corrupted; download or copy it '
+                  f'again')
+    else:
+        likely = (f'it does not start like a PyTorch checkpoint (the zip '
+                  f'archive of torch.save, or a legacy pickle; its first '
+                  f'bytes: {head!r}): it is likely not a PyTorch checkpoint '
+                  f'(e.g. a text, HTML or numpy file named .pth)')
+    return (f'Cannot load checkpoint {str(path)!r}: {likely}. Original '
+            f'error: {type(err).__name__}: {err}')
+
+
 def load_checkpoint_file(
         path: Union[str, os.PathLike],
         map_location: Union[str, torch.device] = 'cpu') -> dict:
@@ -639,6 +675,10 @@ def load_checkpoint_file(
     Raises:
         FileNotFoundError: ``path`` does not exist.
         pickle.UnpicklingError: the file holds objects outside the safe set.
+        CheckpointFormatError: ``torch.load`` cannot read the file (empty,
+            truncated or corrupted, or not a PyTorch checkpoint at all); the
+            message names the path and the likely cause, and the original
+            error is chained.
     """
     path = Path(path)
     if not path.is_file():
@@ -646,11 +686,52 @@ def load_checkpoint_file(
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        with open(path, 'rb') as file:
+            head = file.read(_HEAD_BYTES)
+        if (not head.startswith(_TORCH_FILE_MAGIC)
+                or 'Unsupported operand' in str(err)):
+            # not a pickle stream of torch.save: garbage, not unsafe objects
+            raise CheckpointFormatError(_unreadable_checkpoint(path,
+                                                               err)) from err
         raise pickle.UnpicklingError(
             f'Cannot load {str(path)!r} with torch.load(weights_only=True): '
             f'it pickles objects outside the allowed set (mmengine training '
             f'checkpoints need `import mmmoma` first). If you trust the file, '
             f're-save only its tensors. Original error: {err}') from err
+    except _LOAD_ERRORS as err:
+        raise CheckpointFormatError(_unreadable_checkpoint(path,
+                                                           err)) from err
+
+
+@contextmanager
+def _naming_file(path: Union[str, os.PathLike]) -> Iterator[None]:
+    """Re-raise a :class:`CheckpointFormatError` with the file's path."""
+    try:
+        yield
+    except CheckpointFormatError as err:
+        raise CheckpointFormatError(
+            f'Checkpoint {str(path)!r}: {err}') from err
+
+
+def with_context(err: BaseException, context: str) -> BaseException:
+    """A copy of ``err``, of the same type, with ``context`` prefixed.
+
+    For callers that know more than the loader, e.g. the config key of a
+    teacher's checkpoint; raise the copy ``from err``. A
+    :class:`CheckpointMismatchError` keeps its key lists.
+
+    Args:
+        err (BaseException): a checkpoint error (format, mismatch, missing
+            file, unsafe pickle).
+        context (str): text put before the original message.
+
+    Returns:
+        BaseException: the new exception.
+    """
+    message = f'{context}{err}'
+    if isinstance(err, CheckpointMismatchError):
+        return type(err)(message, err.missing_keys, err.unexpected_keys)
+    return type(err)(message)
 
 
 def _take_prefix(state_dict: Mapping[str, Tensor], prefix: str,
@@ -695,17 +776,24 @@ def load_backbone_state_dict(path_or_checkpoint: Union[str, os.PathLike,
 
     Raises:
         FileNotFoundError: the file does not exist.
-        CheckpointFormatError: unrecognised format, unmappable timm / Swin /
-            MoBY keys, or no key with ``prefix``.
+        CheckpointFormatError: unreadable file, unrecognised format,
+            unmappable timm / Swin / MoBY keys, or no key with ``prefix``
+            (read from a file: the message names its path).
         ValueError: ``prefix`` does not end in ``'.'``.
     """
     if not (isinstance(prefix, str) and prefix.endswith('.')):
         raise ValueError(f"prefix must be a module prefix ending in '.', "
                          f"e.g. 'backbone.' or 'teacher.', got {prefix!r}")
     if isinstance(path_or_checkpoint, Mapping):
-        checkpoint = path_or_checkpoint
-    else:
-        checkpoint = load_checkpoint_file(path_or_checkpoint, map_location)
+        return _backbone_state_dict(path_or_checkpoint, prefix, show_progress)
+    checkpoint = load_checkpoint_file(path_or_checkpoint, map_location)
+    with _naming_file(path_or_checkpoint):
+        return _backbone_state_dict(checkpoint, prefix, show_progress)
+
+
+def _backbone_state_dict(checkpoint: Mapping, prefix: str,
+                         show_progress: bool) -> 'OrderedDict':
+    """:func:`load_backbone_state_dict` of a loaded checkpoint."""
     checkpoint_format = detect_checkpoint_format(checkpoint)
     if checkpoint_format == 'mae':
         return timm_vit_to_mmpretrain(
@@ -832,7 +920,8 @@ def load_backbone_weights(module: nn.Module,
         allowed_missing (Sequence[str]): fnmatch patterns of module keys the
             checkpoint may lack.
         name (str, optional): what is loaded, for messages; defaults to
-            ``'<module class> from <checkpoint>'``.
+            ``'<module class> from <checkpoint>'`` (``' from <checkpoint>'``
+            is appended to a name that does not hold the path).
 
     Pre-training-only backbone parameters that ``module`` does not have
     (:data:`PRETRAINING_ONLY_BACKBONE_KEYS`, e.g. the ``mask_token`` of a
@@ -844,6 +933,9 @@ def load_backbone_weights(module: nn.Module,
         int: number of tensors loaded.
     """
     state_dict = load_backbone_state_dict(checkpoint, prefix=prefix)
+    label = name or type(module).__name__
+    if str(checkpoint) not in label:  # mismatch messages name the file
+        label = f'{label} from {checkpoint}'
     expected = module.state_dict()
     dropped = [
         key for key in state_dict
@@ -853,14 +945,11 @@ def load_backbone_weights(module: nn.Module,
         for key in dropped:
             del state_dict[key]
         print_log(
-            f'{name or type(module).__name__}: dropped pre-training-only '
+            f'{label}: dropped pre-training-only '
             f'key(s) the module does not have: {_format_keys(dropped)}',
             logger='current')
     return load_state_dict_strict(
-        module,
-        state_dict,
-        allowed_missing=allowed_missing,
-        name=name or f'{type(module).__name__} from {checkpoint}')
+        module, state_dict, allowed_missing=allowed_missing, name=label)
 
 
 def save_backbone_checkpoint(
@@ -925,8 +1014,9 @@ def convert_to_backbone_checkpoint(src: Union[str, os.PathLike],
             f'mocov3_to_mmpretrain.py (mocov3), moby_to_mmpretrain.py '
             f'(moby), extract_backbone.py (mmpretrain); a backbone file '
             f'needs no conversion.')
-    state_dict = load_backbone_state_dict(
-        checkpoint, prefix=prefix, show_progress=show_progress)
+    with _naming_file(src):
+        state_dict = load_backbone_state_dict(
+            checkpoint, prefix=prefix, show_progress=show_progress)
     meta: Dict[str, object] = dict(
         source=str(src),
         source_format=source_format,

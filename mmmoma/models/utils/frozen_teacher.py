@@ -1,4 +1,5 @@
 """A frozen, pre-trained teacher network (MOMA, MimCo)."""
+import pickle
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
@@ -7,7 +8,15 @@ from mmengine.logging import MMLogger
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from .checkpoint_formats import load_backbone_weights, load_state_dict_strict
+from .checkpoint_formats import (CheckpointFormatError,
+                                 CheckpointMismatchError,
+                                 load_backbone_weights, load_state_dict_strict,
+                                 with_context)
+
+#: Errors of reading a teacher's checkpoint, re-raised (same type) with the
+#: config key of the checkpoint prefixed.
+_CHECKPOINT_ERRORS = (CheckpointFormatError, CheckpointMismatchError,
+                      FileNotFoundError, pickle.UnpicklingError)
 
 _READ_CHECKPOINTS = [True]
 
@@ -63,6 +72,12 @@ class FrozenTeacher(nn.Module):
             checkpoint may lack (e.g. ``'ln2.*'``). Defaults to none.
         save_in_checkpoint (bool): also write the weights into the state
             dict of the enclosing model. Defaults to False.
+        config_key (str): the config key of ``checkpoint``, named in every
+            checkpoint error (which keeps its type: ``FileNotFoundError``,
+            ``CheckpointFormatError``, ``CheckpointMismatchError``, ...);
+            the algorithms set it, e.g.
+            ``'model.teachers.<name>.teacher.checkpoint'`` (MOMA).
+            Defaults to ``'teacher.checkpoint'``.
     """
 
     def __init__(self,
@@ -70,11 +85,16 @@ class FrozenTeacher(nn.Module):
                  checkpoint: str,
                  checkpoint_prefix: str = 'backbone.',
                  allowed_missing: Sequence[str] = (),
-                 save_in_checkpoint: bool = False) -> None:
+                 save_in_checkpoint: bool = False,
+                 config_key: str = 'teacher.checkpoint') -> None:
         super().__init__()
         if not checkpoint and _READ_CHECKPOINTS[-1]:
-            raise ValueError('FrozenTeacher needs `checkpoint`: the path of '
-                             'the pre-trained teacher weights')
+            raise ValueError(
+                f'{config_key}={checkpoint!r}: FrozenTeacher needs the path '
+                'of the pre-trained teacher weights; allowed: a checkpoint '
+                'file (official MAE / MoCo v3 / MoBY release, mmpretrain '
+                'training checkpoint or converted backbone file)')
+        self.config_key = config_key
         self.checkpoint = checkpoint
         self.checkpoint_prefix = checkpoint_prefix
         self.allowed_missing = tuple(allowed_missing)
@@ -95,13 +115,24 @@ class FrozenTeacher(nn.Module):
         return self._network
 
     def reload(self) -> None:
-        """(Re)load the weights from ``checkpoint`` and freeze them."""
-        num_loaded = load_backbone_weights(
-            self._network,
-            self.checkpoint,
-            prefix=self.checkpoint_prefix,
-            allowed_missing=self.allowed_missing,
-            name=f'teacher ({self.checkpoint})')
+        """(Re)load the weights from ``checkpoint`` and freeze them.
+
+        Raises:
+            FileNotFoundError | CheckpointFormatError |
+            CheckpointMismatchError | pickle.UnpicklingError: the loader's
+                error, its message prefixed with
+                ``'<config_key>=<checkpoint!r>: '``.
+        """
+        try:
+            num_loaded = load_backbone_weights(
+                self._network,
+                self.checkpoint,
+                prefix=self.checkpoint_prefix,
+                allowed_missing=self.allowed_missing,
+                name=f'teacher ({self.checkpoint})')
+        except _CHECKPOINT_ERRORS as err:
+            raise with_context(
+                err, f'{self.config_key}={str(self.checkpoint)!r}: ') from err
         MMLogger.get_current_instance().info(
             f'FrozenTeacher: loaded {num_loaded} tensors from '
             f'{self.checkpoint}')

@@ -38,15 +38,21 @@ class KeyQueue(nn.Module):
         """Raise unless ``keys_per_step`` keys (over all processes) tile the
         queue.
 
+        The last resort, in the training step: the algorithms check the
+        train loader before training (e.g. ``MimCo.check_train_loader``).
+
         Args:
-            keys_per_step (int): keys enqueued per step by all processes.
+            keys_per_step (int): keys enqueued this step by all processes.
         """
         if keys_per_step < 1 or self.length % keys_per_step:
             raise ValueError(
-                f'{self.name}={self.length} must be divisible by the keys '
-                f'enqueued per step over all processes ({keys_per_step}: the '
-                'global batch size); choose a queue length that is a '
-                'multiple of it')
+                f'{self.name}={self.length} must be divisible by the number '
+                f'of keys enqueued this step over all processes '
+                f'({keys_per_step}); allowed: a queue length that is a '
+                'multiple of the keys enqueued per step, i.e. of the global '
+                'batch (batch_size x world_size), with '
+                'train_dataloader.drop_last=True (a partial last batch '
+                'enqueues fewer keys)')
 
     @torch.no_grad()
     def enqueue(self, keys: Tensor) -> None:

@@ -1,8 +1,11 @@
 """An ``init_cfg`` that loads pre-trained weights and fails loudly."""
-from typing import List, Optional, Sequence
+import functools
+import inspect
+from typing import Any, Callable, List, Optional, Sequence
 
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
+from mmengine.registry import WEIGHT_INITIALIZERS as ROOT_WEIGHT_INITIALIZERS
 from mmpretrain.registry import WEIGHT_INITIALIZERS
 from torch import nn
 
@@ -27,12 +30,13 @@ class StrictPretrained:
     Loaded last, like mmengine's ``Pretrained``: mmengine applies any other
     ``init_cfg`` *before* the children's ``init_weights`` (which would then
     overwrite the loaded weights, e.g. Swin's relative position tables or a
-    ViT's ``pos_embed``). Importing mmmoma makes a ``BaseModule`` load a
-    child's ``StrictPretrained`` after that child's whole ``init_weights``
-    (:func:`install_load_last`), and ``MaskedViT`` does the same for itself
-    as the top-level module. The config may name it ``'StrictPretrained'``
-    or ``'mmpretrain.StrictPretrained'`` under any default scope (mmseg
-    configs too).
+    ViT's FFNs), and overrides such as ``VisionTransformer.init_weights``
+    re-draw weights (``pos_embed``) after ``super().init_weights()``.
+    Importing mmmoma makes any ``BaseModule``, top-level or a child, load
+    its ``StrictPretrained`` after its whole ``init_weights``
+    (:func:`install_load_last`). The config may name it
+    ``'StrictPretrained'`` or ``'mmpretrain.StrictPretrained'`` under any
+    default scope (mmpretrain, mmseg) or none.
 
     Args:
         checkpoint (str): path of the checkpoint.
@@ -70,6 +74,13 @@ class StrictPretrained:
         return f'{type(self).__name__}: load from {self.checkpoint}'
 
 
+# Also in mmengine's root registry: without a default scope mmengine builds
+# ``init_cfg`` types from the root, and a scope without its own entry (e.g.
+# mmseg) falls back to its parent, the root. Registries are separate dicts,
+# so this does not clash with the mmpretrain entry.
+ROOT_WEIGHT_INITIALIZERS.register_module(module=StrictPretrained)
+
+
 def is_strict_pretrained(init_cfg: object) -> bool:
     """Whether ``init_cfg`` is a ``StrictPretrained`` dict (any scope)."""
     return (isinstance(init_cfg, dict) and str(init_cfg.get(
@@ -103,19 +114,86 @@ def apply_strict_pretrained(module: nn.Module, init_cfg: dict) -> None:
     StrictPretrained(**kwargs)(module)
 
 
-def install_load_last() -> None:
-    """Make ``BaseModule.init_weights`` load children's StrictPretrained last.
+def _apply_all(module: nn.Module, strict: List[dict]) -> None:
+    """Apply ``strict`` cfgs to an initialised ``module``.
 
-    For every direct child whose ``init_cfg`` holds a ``StrictPretrained``
-    entry, the entry is removed while the parent runs mmengine's
-    ``init_weights`` (which calls the child's full ``init_weights``), then
-    put back and applied. Idempotent.
+    A failed load marks ``module`` uninitialised again, as a failing
+    mmengine ``Pretrained`` does, so that calling ``init_weights`` once more
+    (say with a corrected path) loads instead of warning and skipping.
     """
-    if getattr(BaseModule.init_weights, '_mmmoma_load_last', False):
-        return
-    original_init_weights = BaseModule.init_weights
+    try:
+        for cfg in strict:
+            apply_strict_pretrained(module, cfg)
+    except BaseException:
+        if isinstance(module, BaseModule):
+            module.is_init = False
+        raise
 
-    def init_weights(self: BaseModule) -> None:
+
+def _load_last(init_weights: Callable) -> Callable:
+    """Wrap a class's ``init_weights`` to apply ``StrictPretrained`` last.
+
+    On the outermost call for an instance whose ``init_cfg`` holds a
+    ``StrictPretrained`` entry, the entry is removed while the class's
+    whole ``init_weights`` runs (its super() chain, mmengine's other
+    ``init_cfg`` entries, the children, and any work the override does
+    after ``super().init_weights()``), then put back and applied. The
+    removal is also the re-entrancy guard: the wrapped ``init_weights`` of
+    base classes in the super() chain, and of a child whose entry its
+    parent has removed (:func:`install_load_last`), find no entry and just
+    run. An already initialised instance is not loaded again (mmengine
+    warns and skips a second ``init_weights``).
+    """
+
+    # updated=(): the wrapper must not inherit the wrapped function's marks
+    @functools.wraps(init_weights, updated=())
+    def wrapper(self: BaseModule, *args, **kwargs) -> Any:
+        init_cfg = getattr(self, 'init_cfg', None)
+        rest, strict = split_strict_pretrained(init_cfg)
+        if not strict or getattr(self, 'is_init', False):
+            return init_weights(self, *args, **kwargs)
+        self.init_cfg = rest
+        try:
+            result = init_weights(self, *args, **kwargs)
+        finally:
+            self.init_cfg = init_cfg
+        _apply_all(self, strict)
+        return result
+
+    wrapper._mmmoma_load_last = True
+    return wrapper
+
+
+def _wrap_init_weights(cls: type) -> None:
+    """Wrap ``cls.init_weights`` with :func:`_load_last` if ``cls`` defines
+    it (inherited ones are wrapped where defined). Idempotent."""
+    init_weights = cls.__dict__.get('init_weights')
+    if (inspect.isfunction(init_weights)
+            and not getattr(init_weights, '_mmmoma_load_last', False)):
+        setattr(cls, 'init_weights', _load_last(init_weights))
+
+
+def _is_marked(func: Any, mark: str) -> bool:
+    """Whether ``func`` or a function it wraps (``__wrapped__``) has
+    ``mark`` set."""
+    while func is not None:
+        if getattr(func, mark, False):
+            return True
+        func = getattr(func, '__wrapped__', None)
+    return False
+
+
+def _defer_children(init_weights: Callable) -> Callable:
+    """Wrap ``BaseModule.init_weights`` to apply children's
+    ``StrictPretrained`` after the parent's mmengine ``init_weights``.
+
+    This keeps a child's load after its siblings' initialisation and the
+    parent's own mmengine ``Pretrained``, not only after its own
+    ``init_weights``.
+    """
+
+    @functools.wraps(init_weights, updated=())
+    def wrapper(self: BaseModule) -> None:
         deferred = []
         if not getattr(self, '_is_init', False):
             for child in self.children():
@@ -125,16 +203,59 @@ def install_load_last() -> None:
                     child.init_cfg = rest
                     deferred.append((child, init_cfg, strict))
         try:
-            original_init_weights(self)
+            init_weights(self)
         finally:
             for child, init_cfg, _ in deferred:
                 child.init_cfg = init_cfg
         for child, _, strict in deferred:
-            for cfg in strict:
-                apply_strict_pretrained(child, cfg)
+            _apply_all(child, strict)
 
-    init_weights._mmmoma_load_last = True
-    BaseModule.init_weights = init_weights
+    wrapper._mmmoma_defers_children = True
+    return wrapper
+
+
+def install_load_last() -> None:
+    """Make every ``BaseModule`` apply ``StrictPretrained`` last.
+
+    * A parent removes each direct child's ``StrictPretrained`` entries
+      while mmengine's ``BaseModule.init_weights`` runs (which calls the
+      child's full ``init_weights``), then puts them back and applies them.
+    * The ``init_weights`` of every ``BaseModule`` subclass that defines
+      one (the classes already defined, and later ones through
+      ``__init_subclass__``) applies the instance's own entries after the
+      whole call (:func:`_load_last`), so a top-level module loads last too,
+      whatever its override does after ``super().init_weights()`` (e.g.
+      mmpretrain's ``VisionTransformer`` re-drawing ``pos_embed``).
+
+    The behaviour lives on the classes, not on instances, so deep copies
+    (EMA models) and pickled modules keep it. Idempotent.
+    """
+    # ``BaseModule.init_weights`` is also wrapped by ``_load_last`` below
+    if not _is_marked(BaseModule.init_weights, '_mmmoma_defers_children'):
+        BaseModule.init_weights = _defer_children(BaseModule.init_weights)
+
+    previous = BaseModule.__dict__.get('__init_subclass__')
+    if not getattr(getattr(previous, '__func__', previous),
+                   '_mmmoma_load_last', False):
+
+        def __init_subclass__(cls: type, **kwargs) -> None:
+            if previous is not None:
+                previous.__func__(cls, **kwargs)
+            else:
+                super(BaseModule, cls).__init_subclass__(**kwargs)
+            _wrap_init_weights(cls)
+
+        __init_subclass__._mmmoma_load_last = True
+        BaseModule.__init_subclass__ = classmethod(__init_subclass__)
+
+    # classes defined before this call (mmengine's, mmpretrain's, ...)
+    pending, seen = [BaseModule], set()
+    while pending:
+        cls = pending.pop()
+        if cls not in seen:
+            seen.add(cls)
+            _wrap_init_weights(cls)
+            pending.extend(cls.__subclasses__())
 
 
 install_load_last()
