@@ -163,3 +163,33 @@ def test_finish_distributed_destroys_the_process_group(tmp_path):
     finally:
         if torch_dist.is_initialized():
             torch_dist.destroy_process_group()
+
+
+def test_runner_auto_resume_skips_a_partial_checkpoint(tmp_path):
+    """mmengine's Runner reads ``find_latest_checkpoint`` from its own
+    module: the patched one skips the partial file last_checkpoint names
+    (mmengine's returns it, and resuming fails on a zip error)."""
+    import mmengine.runner.runner as runner_module
+    good = tmp_path / 'epoch_1.pth'
+    torch.save({'state_dict': {}}, good)
+    partial = tmp_path / 'epoch_2.pth'
+    partial.write_bytes(good.read_bytes()[:40])
+    (tmp_path / 'last_checkpoint').write_text(str(partial))
+    assert runner_module.find_latest_checkpoint.original(
+        str(tmp_path)) == str(partial)
+    assert runner_module.find_latest_checkpoint(str(tmp_path)) == \
+        str(good)
+
+
+def test_runner_built_loaders_get_workers_that_die_with_their_parent():
+    import mmengine.runner.runner as runner_module
+
+    from mmmoma.utils.dataloader_workers import \
+        mmengine_worker_init_exiting_with_parent
+    assert runner_module.default_worker_init_fn is \
+        mmengine_worker_init_exiting_with_parent
+    loader = runner_module.Runner.build_dataloader(
+        dict(dataset=list(range(4)), batch_size=2, num_workers=1,
+             sampler=dict(type='DefaultSampler', shuffle=False)), seed=0)
+    assert loader.worker_init_fn.func is \
+        mmengine_worker_init_exiting_with_parent
