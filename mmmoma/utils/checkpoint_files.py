@@ -115,6 +115,23 @@ def _candidates(directories: List[str]) -> List[Tuple[float, str]]:
                   reverse=True)
 
 
+def _read_pointer(work_dir: str) -> Tuple[Optional[str], Optional[str]]:
+    """The path ``last_checkpoint`` names (None if missing or empty) and
+    what is wrong with it (None if it names a complete checkpoint)."""
+    pointer_file = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(pointer_file):
+        return None, 'there is no last_checkpoint file'
+    with open(pointer_file) as f:
+        pointed = f.read().strip()
+    if not pointed:
+        return None, 'last_checkpoint is empty'
+    reason = why_incomplete(pointed)
+    if reason is not None:
+        return pointed, (f'last_checkpoint points at {pointed!r}, which is '
+                         f'{reason}')
+    return pointed, None
+
+
 def find_resumable_checkpoint(work_dir: str,
                               logger: Optional[logging.Logger] = None
                               ) -> Optional[str]:
@@ -140,38 +157,25 @@ def find_resumable_checkpoint(work_dir: str,
     if logger is None:
         from mmengine.logging import MMLogger
         logger = MMLogger.get_current_instance()
-    pointer_file = osp.join(work_dir, 'last_checkpoint')
+    pointed, problem = _read_pointer(work_dir)
     directories = [work_dir]
-    pointed = None
-    if not osp.isfile(pointer_file):
-        problem = 'there is no last_checkpoint file'
-    else:
-        with open(pointer_file) as f:
-            pointed = f.read().strip() or None
-        if pointed is None:
-            problem = 'last_checkpoint is empty'
-        else:
-            directories.append(osp.dirname(pointed) or work_dir)
-            reason = why_incomplete(pointed)
-            problem = (f'last_checkpoint points at {pointed!r}, which is '
-                       f'{reason}' if reason else None)
-            if reason is not None:
-                pointed = None
+    if pointed is not None:
+        directories.append(osp.dirname(pointed) or work_dir)
+    trusted = pointed if problem is None else None
+    trusted_mtime = osp.getmtime(trusted) if trusted is not None else None
     for mtime, path in _candidates(directories):
-        if pointed is not None and (
-                osp.abspath(path) == osp.abspath(pointed)
-                or mtime <= osp.getmtime(pointed)):
-            return pointed
+        if trusted is not None and mtime <= trusted_mtime:
+            return trusted  # no training checkpoint is newer than it
         if is_complete_checkpoint(path):
             if problem is None:
-                problem = (f'last_checkpoint points at {pointed!r}, but '
+                problem = (f'last_checkpoint points at {trusted!r}, but '
                            f'{path!r} is newer and complete (a save was '
                            'interrupted before the pointer update)')
             logger.warning(f'resume: {problem}; resuming from the newest '
                            f'complete checkpoint: {path}')
             return path
-    if pointed is not None:  # a complete file outside the usual names
-        return pointed
+    if trusted is not None:  # a complete file outside the usual names
+        return trusted
     logger.warning(f'resume: {problem}, and {work_dir!r} holds no complete '
                    'checkpoint; training starts from scratch')
     return None

@@ -4,10 +4,10 @@ import os
 
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
 from mmmoma.engine.hooks import AtomicCheckpointHook
+from mmmoma.engine.hooks.utils import unwrapped_model
 
 #: exit code of a process "killed" by these hooks
 KILLED = 3
@@ -29,8 +29,7 @@ class NaNLossAtIterHook(Hook):
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
         if runner.iter + 1 != self.iteration:
             return
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrapped_model(runner)
         loss = model.loss
 
         def nan_loss(*args, **kwargs):

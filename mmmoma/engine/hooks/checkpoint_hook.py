@@ -98,7 +98,7 @@ class AtomicCheckpointHook(CheckpointHook):
         self._update_pointer(runner, final_path)
         self._delete_outdated([
             osp.join(self.out_dir, self.filename_tmpl.format(old))
-            for old in outdated if old != step
+            for old in outdated
         ])
 
     def _write(self, runner, partial_name: str, meta: dict) -> None:

@@ -7,10 +7,11 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.dist import is_distributed
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.optim import AmpOptimWrapper, OptimWrapper, OptimWrapperDict
 from mmengine.registry import HOOKS
 from torch import Tensor
+
+from .utils import unwrapped_model
 
 __all__ = ['NonFiniteGuardHook', 'NonFiniteTrainingError',
            'non_finite_entries']
@@ -105,8 +106,7 @@ class NonFiniteGuardHook(Hook):
     # ------------------------------------------------------------ wiring
     def before_train(self, runner) -> None:
         self._runner = runner
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrapped_model(runner)
         self._wrap_parse_losses(model)
         wrappers = runner.optim_wrapper
         if isinstance(wrappers, OptimWrapperDict):

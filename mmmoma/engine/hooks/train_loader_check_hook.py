@@ -1,8 +1,9 @@
 """Let the model reject a training data loader before the first step."""
 from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
+
+from .utils import unwrapped_model
 
 __all__ = ['TrainLoaderCheckHook']
 
@@ -27,8 +28,7 @@ class TrainLoaderCheckHook(Hook):
     priority = 'VERY_HIGH'
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrapped_model(runner)
         check = getattr(model, 'check_train_loader', None)
         if check is None:
             return

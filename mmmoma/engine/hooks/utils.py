@@ -1,8 +1,14 @@
-"""What mmmoma's hooks share: finding the algorithm behind the runner."""
+"""What mmmoma's hooks share: finding the model behind the runner."""
 from typing import Sequence
 
 from mmengine.model import is_model_wrapper
 from torch import nn
+
+
+def unwrapped_model(runner) -> nn.Module:
+    """The runner's model without its DDP-style wrapper."""
+    return runner.model.module if is_model_wrapper(
+        runner.model) else runner.model
 
 
 def algorithm_with(runner, hook: str, requirement: str,
@@ -23,8 +29,7 @@ def algorithm_with(runner, hook: str, requirement: str,
     Raises:
         TypeError: naming the first missing attribute.
     """
-    model = runner.model.module if is_model_wrapper(
-        runner.model) else runner.model
+    model = unwrapped_model(runner)
     for attr in attributes:
         if not hasattr(model, attr):
             raise TypeError(
