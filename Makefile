@@ -22,8 +22,11 @@ $(STAMP): requirements/build.txt requirements/runtime.txt requirements/tests.txt
 demo: $(STAMP)
 	$(PY) tools/run_demo.py
 
+# two pytest-xdist workers (one torch thread each, tests/conftest.py); each
+# test module runs on one worker, so module fixtures (the smoke demo) are
+# built once
 test: $(STAMP)
-	$(PY) -m pytest tests -q -rs
+	$(PY) -m pytest tests -q -rs -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(PY) -m flake8 mmmoma tools tests configs

@@ -41,11 +41,29 @@ a test in ``tests/test_compat.py``.
    work). :func:`_patch_worker_init` adds
    :func:`mmmoma.utils.dataloader_workers.exit_with_parent` to the
    ``worker_init_fn`` MMEngine gives every dataloader it builds.
+7. ``StrictPretrained`` loaded first, then overwritten. mmengine's
+   ``BaseModule.init_weights`` applies a module's ``init_cfg`` *before* its
+   children's ``init_weights``, and overrides such as mmpretrain's
+   ``VisionTransformer.init_weights`` re-draw weights (``pos_embed``) after
+   ``super().init_weights()``; only mmengine's own ``Pretrained`` is
+   deferred, so the weights a
+   :class:`~mmmoma.checkpoints.strict_pretrained.StrictPretrained` init cfg
+   loads would be overwritten (Swin's relative position tables, a ViT's
+   FFNs, its ``pos_embed``). :func:`install_load_last` makes every
+   ``BaseModule`` (the classes already defined and, through
+   ``__init_subclass__``, later ones; a child or top-level) apply its
+   ``StrictPretrained`` entries after its whole ``init_weights``, and a
+   parent apply its children's after its own mmengine ``init_weights``.
+   The behaviour lives on the classes, so deep copies (EMA models) and
+   pickled modules keep it (pinned by
+   ``tests/test_checkpoints/test_strict_pretrained.py``).
 """
+import functools
+import inspect
 import logging
 import os
 import pickle
-from typing import List
+from typing import Any, Callable, List
 
 import numpy as np
 import torch
@@ -53,7 +71,7 @@ import torch.distributed as torch_dist
 
 __all__ = [
     'checkpoint_safe_globals', 'drop_persistent_workers_without_workers',
-    'setup_cpu_distributed'
+    'install_load_last', 'setup_cpu_distributed'
 ]
 
 
@@ -257,7 +275,146 @@ def _patch_worker_init() -> None:
         mmengine_worker_init_exiting_with_parent
 
 
+def _load_last(init_weights: Callable) -> Callable:
+    """Wrap a class's ``init_weights`` to apply ``StrictPretrained`` last.
+
+    On the outermost call for an instance whose ``init_cfg`` holds a
+    ``StrictPretrained`` entry, the entry is removed while the class's
+    whole ``init_weights`` runs (its super() chain, mmengine's other
+    ``init_cfg`` entries, the children, and any work the override does
+    after ``super().init_weights()``), then put back and applied. The
+    removal is also the re-entrancy guard: the wrapped ``init_weights`` of
+    base classes in the super() chain, and of a child whose entry its
+    parent has removed (:func:`install_load_last`), find no entry and just
+    run. An already initialised instance is not loaded again (mmengine
+    warns and skips a second ``init_weights``).
+    """
+    from mmmoma.checkpoints.strict_pretrained import (
+        apply_strict_pretrained_cfgs, split_strict_pretrained)
+
+    # updated=(): the wrapper must not inherit the wrapped function's marks
+    @functools.wraps(init_weights, updated=())
+    def wrapper(self: torch.nn.Module, *args, **kwargs) -> Any:
+        init_cfg = getattr(self, 'init_cfg', None)
+        rest, strict = split_strict_pretrained(init_cfg)
+        if not strict or getattr(self, 'is_init', False):
+            return init_weights(self, *args, **kwargs)
+        self.init_cfg = rest
+        try:
+            result = init_weights(self, *args, **kwargs)
+        finally:
+            self.init_cfg = init_cfg
+        apply_strict_pretrained_cfgs(self, strict)
+        return result
+
+    wrapper._mmmoma_load_last = True
+    return wrapper
+
+
+def _wrap_init_weights(cls: type) -> None:
+    """Wrap ``cls.init_weights`` with :func:`_load_last` if ``cls`` defines
+    it (inherited ones are wrapped where defined). Idempotent."""
+    init_weights = cls.__dict__.get('init_weights')
+    if (inspect.isfunction(init_weights)
+            and not getattr(init_weights, '_mmmoma_load_last', False)):
+        setattr(cls, 'init_weights', _load_last(init_weights))
+
+
+def _is_marked(func: Any, mark: str) -> bool:
+    """Whether ``func`` or a function it wraps (``__wrapped__``) has
+    ``mark`` set."""
+    while func is not None:
+        if getattr(func, mark, False):
+            return True
+        func = getattr(func, '__wrapped__', None)
+    return False
+
+
+def _defer_children(init_weights: Callable) -> Callable:
+    """Wrap ``BaseModule.init_weights`` to apply children's
+    ``StrictPretrained`` after the parent's mmengine ``init_weights``.
+
+    This keeps a child's load after its siblings' initialisation and the
+    parent's own mmengine ``Pretrained``, not only after its own
+    ``init_weights``.
+    """
+    from mmmoma.checkpoints.strict_pretrained import (
+        apply_strict_pretrained_cfgs, split_strict_pretrained)
+
+    @functools.wraps(init_weights, updated=())
+    def wrapper(self: torch.nn.Module) -> None:
+        deferred = []
+        if not getattr(self, '_is_init', False):
+            for child in self.children():
+                init_cfg = getattr(child, 'init_cfg', None)
+                rest, strict = split_strict_pretrained(init_cfg)
+                if strict and not getattr(child, 'is_init', False):
+                    child.init_cfg = rest
+                    deferred.append((child, init_cfg, strict))
+        try:
+            init_weights(self)
+        finally:
+            for child, init_cfg, _ in deferred:
+                child.init_cfg = init_cfg
+        for child, _, strict in deferred:
+            apply_strict_pretrained_cfgs(child, strict)
+
+    wrapper._mmmoma_defers_children = True
+    return wrapper
+
+
+def install_load_last() -> None:
+    """Make every ``BaseModule`` apply ``StrictPretrained`` last (fix #7).
+
+    * A parent removes each direct child's ``StrictPretrained`` entries
+      while mmengine's ``BaseModule.init_weights`` runs (which calls the
+      child's full ``init_weights``), then puts them back and applies them.
+    * The ``init_weights`` of every ``BaseModule`` subclass that defines
+      one (the classes already defined, and later ones through
+      ``__init_subclass__``) applies the instance's own entries after the
+      whole call (:func:`_load_last`), so a top-level module loads last too,
+      whatever its override does after ``super().init_weights()`` (e.g.
+      mmpretrain's ``VisionTransformer`` re-drawing ``pos_embed``).
+
+    The behaviour lives on the classes, not on instances, so deep copies
+    (EMA models) and pickled modules keep it. Idempotent.
+    """
+    from mmengine.model import BaseModule
+
+    # Fully imported before the hook is installed: importing it defines
+    # BaseModule subclasses (mmpretrain's models), which the walk below wraps.
+    import mmmoma.checkpoints.strict_pretrained  # noqa: F401
+
+    # ``BaseModule.init_weights`` is also wrapped by ``_load_last`` below
+    if not _is_marked(BaseModule.init_weights, '_mmmoma_defers_children'):
+        BaseModule.init_weights = _defer_children(BaseModule.init_weights)
+
+    previous = BaseModule.__dict__.get('__init_subclass__')
+    if not getattr(getattr(previous, '__func__', previous),
+                   '_mmmoma_load_last', False):
+
+        def __init_subclass__(cls: type, **kwargs) -> None:
+            if previous is not None:
+                previous.__func__(cls, **kwargs)
+            else:
+                super(BaseModule, cls).__init_subclass__(**kwargs)
+            _wrap_init_weights(cls)
+
+        __init_subclass__._mmmoma_load_last = True
+        BaseModule.__init_subclass__ = classmethod(__init_subclass__)
+
+    # classes defined before this call (mmengine's, mmpretrain's, ...)
+    pending, seen = [BaseModule], set()
+    while pending:
+        cls = pending.pop()
+        if cls not in seen:
+            seen.add(cls)
+            _wrap_init_weights(cls)
+            pending.extend(cls.__subclasses__())
+
+
 _allow_checkpoint_globals()
 _patch_adjust_hue()
 _patch_find_latest_checkpoint()
 _patch_worker_init()
+install_load_last()

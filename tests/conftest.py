@@ -3,6 +3,14 @@ import sys
 
 import pytest
 
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # pytest-xdist: the workers share the cores; one intra-op thread each
+    # (tiny models train fastest on one thread), also for the tools the
+    # tests run as subprocesses (they inherit OMP_NUM_THREADS).
+    os.environ['OMP_NUM_THREADS'] = '1'
+    import torch
+    torch.set_num_threads(1)
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
@@ -17,6 +25,21 @@ init_default_scope('mmpretrain')
 
 TINY_ARCH = dict(
     embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128)
+
+
+#: the longest modules, collected first: with pytest-xdist (``-n 2 --dist
+#: loadfile``) the smoke demo's module then starts at once instead of
+#: finishing alone after everything else
+SLOW_MODULES_FIRST = ('tests/test_tools/test_run_demo_smoke.py', )
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item):
+        path = item.nodeid.split('::')[0]
+        return (SLOW_MODULES_FIRST.index(path)
+                if path in SLOW_MODULES_FIRST else len(SLOW_MODULES_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order
 
 
 @pytest.fixture

@@ -193,3 +193,27 @@ def test_runner_built_loaders_get_workers_that_die_with_their_parent():
              sampler=dict(type='DefaultSampler', shuffle=False)), seed=0)
     assert loader.worker_init_fn.func is \
         mmengine_worker_init_exiting_with_parent
+
+
+def test_base_module_loads_strict_pretrained_last_installed_once():
+    """Fix #7 is installed on mmengine's ``BaseModule`` at import, on later
+    subclasses too, and installing it again changes nothing (its loading
+    behaviour: ``tests/test_checkpoints/test_strict_pretrained.py``)."""
+    from mmengine.model import BaseModule
+
+    from mmmoma.compat import install_load_last
+    init_weights = BaseModule.init_weights
+    init_subclass = BaseModule.__dict__['__init_subclass__']
+    assert init_weights._mmmoma_load_last
+    assert init_weights.__wrapped__._mmmoma_defers_children
+
+    install_load_last()
+    assert BaseModule.init_weights is init_weights
+    assert BaseModule.__dict__['__init_subclass__'] is init_subclass
+
+    class Later(BaseModule):
+
+        def init_weights(self):
+            super().init_weights()
+
+    assert Later.__dict__['init_weights']._mmmoma_load_last

@@ -28,10 +28,10 @@ from mmengine.runner import Runner, set_random_seed
 from torch import nn
 
 import mmmoma  # noqa: F401  (registers components, applies compat fixes)
+from mmmoma.checkpoints import load_backbone_weights
 from mmmoma.evaluation import (extract_features, extract_raw_pixel_features,
                                weighted_knn_top1)
 from mmmoma.evaluation.knn import FEATURE_CHOICES
-from mmmoma.models.utils import load_backbone_weights
 
 
 def parse_args() -> argparse.Namespace:
@@ -93,7 +93,7 @@ def load_backbone_checkpoint(model: nn.Module,
     Used instead of ``init_weights`` (whose ``init_cfg`` might load other
     weights).
 
-    Any format of :func:`mmmoma.models.utils.load_backbone_state_dict` is
+    Any format of :func:`mmmoma.checkpoints.load_backbone_state_dict` is
     read (mmpretrain / mmmoma training checkpoint, whose ``prefix`` keys are
     taken; backbone-only converter output; official MAE / MoCo v3 release).
     The load is strict: every backbone key must be provided (beyond the

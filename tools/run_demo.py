@@ -461,8 +461,9 @@ USE_CACHE = True
 CACHE_KEYS: Dict[str, str] = {}
 
 #: ``--budget smoke`` (the test suite's run of the whole pipeline): every
-#: pre-training run is one epoch of two batches, UperNet two iterations on
-#: 8 val scenes, and each seed labels 5 scenes per class; nothing is cached
+#: pre-training run is one epoch of two batches of 32, UperNet two
+#: iterations on 8 val scenes, and each seed labels 5 scenes per class;
+#: nothing is cached
 BUDGETS = ('short', 'long', 'smoke')
 #: ``--budget long``: what each method gets on top of its config (the
 #: smallest budget measured to matter; see the README's Demo section)
@@ -474,7 +475,8 @@ LONG_OPTIONS: Dict[str, List[str]] = {
 }
 METHOD_OPTIONS: Dict[str, List[str]] = {}
 SMOKE_PRETRAIN_OPTIONS = [
-    'train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=256',
+    'train_cfg.max_epochs=1', 'train_dataloader.dataset.indices=64',
+    'train_dataloader.batch_size=32',
     'train_dataloader.num_workers=0',
     'train_dataloader.persistent_workers=False'
 ]

@@ -2,7 +2,7 @@
 
 One home for how a run's checkpoint *files* are written and found again
 (the weight *formats* inside them live in
-``mmmoma.models.utils.checkpoint_formats``).
+``mmmoma.checkpoints``).
 
 * :func:`atomic_write_text` / :func:`publish_file` write to a temporary file
   in the same directory and ``os.replace`` it onto the final name, so a kill

@@ -1,11 +1,12 @@
 """Which patches each encoder of a pre-training algorithm sees.
 
 :func:`masking_panels` asks a built model for one batch's masks through the
-model's *own* masking methods, the ones its ``loss`` calls (MOMA
-``student_split``, SdAE ``sample_tokens``, MimCo ``generate_mask`` /
-``student_mask``, M-MoCo / M-BYOL ``chunk_ids``, mmpretrain MAE
-``backbone.random_masking``), and turns them into panels: one image per
-sample, with a role per patch:
+masking protocol: ``model.encoder_inputs(views, generator)`` returns, per
+encoder, the :class:`~mmmoma.models.masking.MaskPlan` drawn by the model's
+own mask generator (the one its ``loss`` calls). Models without it are drawn
+by duck typing: an mmpretrain MAE (``backbone.random_masking``), or whole
+views (MoCo v3, classifiers, segmentors). Panels: one image per sample,
+with a role per patch:
 
 * :data:`VISIBLE` (0): the encoder of the panel sees the patch as it is;
 * ``k`` in ``1 .. K``: the patch is in group k (SdAE fold k, M-MoCo chunk
@@ -17,14 +18,13 @@ sample, with a role per patch:
 one column per panel.
 """
 from dataclasses import dataclass, field
-from importlib import import_module
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..models.selfsup.mimco import patch_size
+from ..models.masking import EncoderInput, MaskPlan, backbone_grid
 
 #: role of a patch no encoder of the panel sees
 MASKED = -1
@@ -134,209 +134,79 @@ def patch_roles(batch_size: int,
 
 
 # ---------------------------------------------------------------------------
-# The algorithms' masks
+# Plans -> panels
 # ---------------------------------------------------------------------------
-#: (model classes, panel builder); the first entry whose classes the model
-#: is an instance of wins, so subclasses come before their bases.
-_PANEL_BUILDERS: List[Tuple[Callable[[], Tuple[type, ...]], Callable]] = []
+def plan_panel(encoder: EncoderInput, images: Tensor) -> Panel:
+    """The panel of one encoder's plan.
 
+    Args:
+        encoder (EncoderInput): from ``model.encoder_inputs``.
+        images (Tensor): (B, 3, H, W) uint8, the encoder's view.
 
-def _panels_for(module: str, *class_names: str):
-    """Register a panel builder for the classes ``class_names`` of
-    ``module`` (imported when a model is matched, so that importing this
-    module does not import mmseg)."""
-
-    def get_classes() -> Tuple[type, ...]:
-        imported = import_module(module)
-        return tuple(getattr(imported, name) for name in class_names)
-
-    def register(builder: Callable) -> Callable:
-        _PANEL_BUILDERS.append((get_classes, builder))
-        return builder
-
-    return register
-
-
-def patch_grid(images: Tensor, patch: int) -> Tuple[int, int]:
-    """(h, w) grid of ``patch`` px patches of (B, 3, H, W) images."""
-    height, width = images.shape[-2:]
-    if height % patch or width % patch:
-        raise ValueError(f'the input size {height}x{width} is not a multiple '
-                         f'of the patch size {patch}')
-    return height // patch, width // patch
-
-
-def _visible_panel(title: str, images: Tensor, split_keep: Tensor,
-                   grid: Tuple[int, int]) -> Panel:
-    return Panel(title, images, patch_roles(images.shape[0], grid,
-                                            visible=split_keep))
-
-
-def _counts(grid: Tuple[int, int], num_visible: int) -> str:
-    total = grid[0] * grid[1]
-    return f'{num_visible} of {total} patches visible'
-
-
-@_panels_for('mmmoma.models.selfsup.moma', 'MOMA')
-def moma_panels(model: nn.Module, views: List[Tensor],
-                generator: torch.Generator) -> MaskingFigure:
-    """MOMA: each student view with its ~10 % visible patches; every
-    teacher sees view 0 whole."""
-    patch = patch_size(model.backbone)
-    panels = []
-    for view in sorted(set(model.student_views.values())):
-        grid = patch_grid(views[view], patch)
-        split = model.student_split(views[view].shape[0], grid[0] * grid[1],
-                                    generator=generator)
-        teachers = ', '.join(name for name, paired in
-                             model.student_views.items() if paired == view)
-        panels.append(_visible_panel(
-            f'student, view {view} (for {teachers}): '
-            f'{_counts(grid, split.ids_keep.shape[1])}', views[view],
-            split.ids_keep, grid))
-    panels.append(Panel(
-        f'teachers ({", ".join(model.teachers)}): view 0, full image',
-        views[0]))
-    return MaskingFigure('MOMA', panels, [
-        f'mask_ratio={model.mask_ratio}; student views '
-        f'{dict(model.student_views)}'])
-
-
-@_panels_for('mmmoma.models.selfsup.sdae', 'SdAE')
-def sdae_panels(model: nn.Module, views: List[Tensor],
-                generator: torch.Generator) -> MaskingFigure:
-    """SdAE: the student's visible patches; the teacher's folds, each in its
-    own colour (the student's patches untinted, left-out patches grey)."""
-    images = views[0]
-    grid = patch_grid(images, patch_size(model.backbone))
-    split, tokens = model.sample_tokens(images.shape[0], grid[0] * grid[1],
-                                        generator=generator)
-    num_folds, fold_size = tokens.fold_ids.shape[1:]
-    student = _visible_panel(
-        f'student: {_counts(grid, split.ids_keep.shape[1])}', images,
-        split.ids_keep, grid)
-    teacher = Panel(
-        f'teacher ({model.teacher_input}): {num_folds} fold(s) of '
-        f'{fold_size}, {tokens.left_out.shape[1]} left out',
-        images,
-        patch_roles(images.shape[0], grid, visible=split.ids_keep,
-                    groups=tokens.fold_ids),
-        num_groups=num_folds,
-        group_name='fold')
-    return MaskingFigure('SdAE', [student, teacher], [
-        f'mask_ratio={model.mask_ratio}, num_folds={model.num_folds}, '
-        f'teacher_input={model.teacher_input!r}; teacher panel: untinted = '
-        "the student's visible patches"])
-
-
-@_panels_for('mmmoma.models.selfsup.mimco', 'MimCo')
-def mimco_panels(model: nn.Module, views: List[Tensor],
-                 generator: torch.Generator) -> MaskingFigure:
-    """MimCo: the SimMIM mask on the student's patch grid (masked patches
-    become the mask token); the teacher sees the image whole."""
-    images = views[0]
-    batch_size, _, height, width = images.shape
-    mask = model.generate_mask(batch_size, (height, width),
-                               generator=generator)
-    student_mask = model.student_mask(mask).cpu()  # (B, h, w), True = masked
-    roles = torch.where(student_mask, MASKED, VISIBLE).long()
-    grid = tuple(student_mask.shape[1:])
-    visible = int((~student_mask[0]).sum())
-    return MaskingFigure('MimCo', [
-        Panel(f'student, SimMIM mask ({model.mask_patch_size} px blocks): '
-              f'{_counts(grid, visible)}', images, roles),
-        Panel('teacher: full image', images),
-    ], [f'mask_ratio={model.mask_ratio}, '
-        f'mask_patch_size={model.mask_patch_size}, model patch '
-        f'{model.model_patch_size} px'])
-
-
-def _chunk_panel(model: nn.Module, title: str, images: Tensor,
-                 num_chunks: int, field: str,
-                 generator: torch.Generator) -> Panel:
-    grid = patch_grid(images, patch_size(model.backbone))
-    if num_chunks == 1:
-        return Panel(f'{title}: full image', images)
-    chunk_ids = model.chunk_ids(images.shape[0], grid[0] * grid[1],
-                                num_chunks, generator=generator, field=field)
-    left_out = grid[0] * grid[1] - chunk_ids[0].numel()
+    Returns:
+        Panel: ``show='visible'``: one group: its patches :data:`VISIBLE`
+        (the whole image when it is every patch); G > 1 groups: group k in
+        colour k. ``show='targets'``: the target groups in colours, the
+        visible patches untinted. Everything else :data:`MASKED`.
+    """
+    plan: Optional[MaskPlan] = encoder.plan
+    if plan is None:
+        return Panel(encoder.title, images)
+    batch_size, total = images.shape[0], plan.num_patches
+    if encoder.show == 'targets':
+        groups = plan.targets
+        return Panel(encoder.title, images,
+                     patch_roles(batch_size, plan.grid,
+                                 visible=plan.visible_ids, groups=groups),
+                     num_groups=groups.shape[1],
+                     group_name=encoder.group_name)
+    if plan.num_groups == 1:
+        if plan.masks_nothing:
+            return Panel(f'{encoder.title}: full image', images)
+        visible = plan.visible_ids.shape[1]
+        return Panel(f'{encoder.title}: {visible} of {total} patches visible',
+                     images, patch_roles(batch_size, plan.grid,
+                                         visible=plan.visible_ids))
+    num_groups, group_size = plan.visible.shape[1:]
+    left_out = plan.left_out.shape[1]
     return Panel(
-        f'{title}: {num_chunks} chunks of {chunk_ids.shape[2]}' +
-        (f', {left_out} left out' if left_out else ''), images,
-        patch_roles(images.shape[0], grid, groups=chunk_ids),
-        num_groups=num_chunks, group_name='chunk')
+        f'{encoder.title}: {num_groups} {encoder.group_name}s of '
+        f'{group_size}' + (f', {left_out} left out' if left_out else ''),
+        images, patch_roles(batch_size, plan.grid, groups=plan.visible),
+        num_groups=num_groups, group_name=encoder.group_name)
 
 
-@_panels_for('mmmoma.models.selfsup.mmoco', 'MaskedSiamese')
-def siamese_panels(model: nn.Module, views: List[Tensor],
-                   generator: torch.Generator) -> MaskingFigure:
-    """M-MoCo / M-BYOL: the online encoder's chunks of view 0, each in its
-    own colour; the momentum encoder's input, view 1 (whole, or its m target
-    chunks)."""
-    if len(views) != 2:
-        raise ValueError(f'{type(model).__name__} needs two views, the '
-                         f'pipeline gives {len(views)}')
-    name = type(model).__name__
-    return MaskingFigure(name, [
-        _chunk_panel(model, 'online encoder, view 0', views[0],
-                     model.num_chunks, 'num_chunks', generator),
-        _chunk_panel(model, 'momentum encoder (target), view 1', views[1],
-                     model.num_target_chunks, 'num_target_chunks',
-                     generator),
-    ], [f'num_chunks={model.num_chunks}, '
-        f'num_target_chunks={model.num_target_chunks}; the loss pairs view '
-        "0's queries with view 1's keys and the other way round"])
-
-
-@_panels_for('mmpretrain.models', 'MAE')
-def mae_panels(model: nn.Module, views: List[Tensor],
-               generator: torch.Generator) -> MaskingFigure:
+def mae_encoder_inputs(model: nn.Module, views: List[Tensor],
+                       generator: torch.Generator) -> tuple:
     """mmpretrain MAE: the encoder's visible patches, drawn by
     ``MAEViT.random_masking`` (it takes no generator: it runs on a forked
-    global RNG seeded from ``generator``)."""
+    global RNG seeded from ``generator``, the caller's RNG is kept)."""
     images = views[0]
-    grid = patch_grid(images, patch_size(model.backbone))
+    grid = backbone_grid(model.backbone, images)
     seed = int(torch.randint(2**31 - 1, (1, ), generator=generator))
     dummy = torch.zeros(images.shape[0], grid[0] * grid[1], 1)
-    with torch.random.fork_rng(devices=[]):  # the caller's RNG is kept
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         _, mask, _ = model.backbone.random_masking(
             dummy, model.backbone.mask_ratio)
-    roles = torch.where(mask.bool(), MASKED, VISIBLE).long().view(
-        images.shape[0], *grid)
-    visible = int((roles[0] == VISIBLE).sum())
-    return MaskingFigure('MAE', [
-        Panel(f'encoder: {_counts(grid, visible)}', images, roles)
-    ], [f'mask_ratio={model.backbone.mask_ratio}'])
+    order = torch.argsort(mask.long(), dim=1, stable=True)
+    num_visible = int((mask[0] == 0).sum())
+    plan = MaskPlan(order[:, None, :num_visible], order[:, None,
+                                                        num_visible:],
+                    order[:, :0], grid)
+    return [EncoderInput('encoder', 0, plan)], [
+        f'mask_ratio={model.backbone.mask_ratio}']
 
 
-@_panels_for('mmpretrain.models', 'MoCoV3')
-def mocov3_panels(model: nn.Module, views: List[Tensor],
-                  generator: torch.Generator) -> MaskingFigure:
-    """mmpretrain MoCo v3: both encoders see whole views."""
-    return MaskingFigure('MoCoV3', [
-        Panel('base encoder: view 0, full image', views[0]),
-        Panel('momentum encoder: view 1, full image', views[-1]),
-    ], ['no masking: two augmented views'])
-
-
-@_panels_for('mmpretrain.models', 'ImageClassifier')
-@_panels_for('mmseg.models', 'EncoderDecoder')
-def whole_image_panels(model: nn.Module, views: List[Tensor],
-                       generator: torch.Generator) -> MaskingFigure:
-    """Fine-tuning / linear probing / segmentation: the backbone sees every
-    patch."""
-    return MaskingFigure(type(model).__name__, [
-        Panel('backbone: full image (no masking)', views[0])
-    ], ['transfer config: no masking'])
-
-
-def supported_models() -> List[str]:
-    """Names of the model classes :func:`masking_panels` can draw."""
-    names = []
-    for get_classes, _ in _PANEL_BUILDERS:
-        names += [cls.__name__ for cls in get_classes()]
-    return names
+def whole_view_inputs(model: nn.Module, views: List[Tensor]) -> tuple:
+    """Models that mask nothing (MoCo v3, fine-tuning, segmentation): each
+    view whole."""
+    if len(views) == 1:
+        return [EncoderInput('backbone: full image (no masking)', 0)], [
+            'no masking']
+    return [EncoderInput(f'encoder: view {view}, full image', view)
+            for view in range(len(views))], [
+                f'no masking: {len(views)} augmented views']
 
 
 def masking_panels(model: nn.Module, views: Sequence[Tensor],
@@ -345,7 +215,7 @@ def masking_panels(model: nn.Module, views: Sequence[Tensor],
     encoder of ``model`` sees.
 
     Args:
-        model (nn.Module): a built algorithm (weights are not used).
+        model (nn.Module): a built model (weights are not used).
         views (Sequence[Tensor]): the pipeline's views, each (B, 3, H, W)
             uint8 RGB.
         generator (torch.Generator): draws the masks.
@@ -354,18 +224,25 @@ def masking_panels(model: nn.Module, views: Sequence[Tensor],
         MaskingFigure: the panels, the input view first.
 
     Raises:
-        TypeError: for a model type without a panel builder.
+        TypeError: for a model that is neither an algorithm with
+            ``encoder_inputs`` nor a model with a ``backbone``.
     """
     views = list(views)
-    for get_classes, builder in _PANEL_BUILDERS:
-        if isinstance(model, get_classes()):
-            figure = builder(model, views, generator)
-            figure.panels.insert(
-                0, Panel('input' if len(views) == 1 else 'view 0',
-                         views[0]))
-            return figure
-    raise TypeError(f'no masking picture for a {type(model).__name__} '
-                    f'model; supported: {", ".join(supported_models())}')
+    if hasattr(model, 'encoder_inputs'):
+        encoders, notes = model.encoder_inputs(views, generator)
+    elif hasattr(getattr(model, 'backbone', None), 'random_masking'):
+        encoders, notes = mae_encoder_inputs(model, views, generator)
+    elif isinstance(getattr(model, 'backbone', None), nn.Module):
+        encoders, notes = whole_view_inputs(model, views)
+    else:
+        raise TypeError(
+            f'no masking picture for a {type(model).__name__} model: it '
+            'has neither encoder_inputs(views, generator) (the masking '
+            'protocol of mmmoma.models.masking) nor a backbone')
+    panels = [Panel('input' if len(views) == 1 else 'view 0', views[0])]
+    panels += [plan_panel(encoder, views[encoder.view])
+               for encoder in encoders]
+    return MaskingFigure(type(model).__name__, panels, list(notes))
 
 
 # ---------------------------------------------------------------------------
@@ -462,6 +339,6 @@ def render_masking_figure(figure: MaskingFigure, title: str,
 
 __all__ = [
     'MASKED', 'VISIBLE', 'Panel', 'MaskingFigure', 'group_colours',
-    'patch_roles', 'masking_panels', 'supported_models', 'compose_panel',
-    'legend_entries', 'render_masking_figure', 'patch_grid'
+    'patch_roles', 'masking_panels', 'plan_panel', 'compose_panel',
+    'legend_entries', 'render_masking_figure'
 ]

@@ -1,9 +1,10 @@
 """Tiny stand-ins for the mmseg benchmark configs (configs/benchmarks/mmseg):
-an ADE20K-layout folder and the --cfg-options that shrink a config to a
-2-iteration CPU run on it, through its own pipelines, heads and optimizer
-constructor."""
+an ADE20K-layout folder, tiny pre-trained backbones, the
+:func:`~mmmoma.utils.model_shrinking.shrink_model` arguments of a config and
+the --cfg-options that point it at the folder for a 2-iteration CPU run,
+through its own pipelines, heads and optimizer constructor."""
 import os
-from typing import Dict, List
+from typing import Any, Dict, List
 
 import numpy as np
 from PIL import Image
@@ -21,8 +22,8 @@ def write_tiny_pretrained(root: str) -> Dict[str, str]:
     import torch
     from mmpretrain.models import SwinTransformer
 
+    from mmmoma.checkpoints import export_transfer_backbones
     from mmmoma.models.backbones import MaskedViT
-    from mmmoma.models.utils import export_transfer_backbones
     os.makedirs(root, exist_ok=True)
     torch.manual_seed(0)
     backbones = dict(
@@ -62,28 +63,32 @@ def write_ade_stand_in(root: str, num_classes: int = 150,
     return root
 
 
-def shrink_mmseg(config: str, data_root: str,
-                 pretrained: Dict[str, str]) -> List[str]:
+def is_swin(config: str) -> bool:
+    return 'swin' in os.path.basename(config)
+
+
+def crop_size(config: str) -> int:
+    """The tiny crop: Swin's last stage (stride 32) must hold a whole 2 x 2
+    window; a 32 px ViT with 4 px patches has an 8 x 8 grid."""
+    return 64 if is_swin(config) else 32
+
+
+def shrink_arguments(config: str) -> Dict[str, Any]:
+    """:func:`~mmmoma.utils.model_shrinking.shrink_model` arguments that fit
+    :func:`write_tiny_pretrained` (and the segmentor's crop to
+    :func:`crop_size`, 16-wide decode heads)."""
+    return dict(arch=TINY_VIT, swin_arch=TINY_SWIN, img_size=crop_size(config),
+                patch_size=4, window_size=2, head_channels=16,
+                scope='mmseg')
+
+
+def run_options(config: str, data_root: str,
+                pretrained: Dict[str, str]) -> List[str]:
     """--cfg-options that run ``config`` for 2 iterations + one validation
-    (slide inference) on the stand-in, the tiny backbone initialised from
-    ``pretrained`` (:func:`write_tiny_pretrained`) by the config's own
+    (its own inference mode) on the stand-in, the tiny backbone initialised
+    from ``pretrained`` (:func:`write_tiny_pretrained`) by the config's own
     StrictPretrained init_cfg."""
-    return [
-        f'{key}={_format(value)}'
-        for key, value in _shrink_options(config, data_root,
-                                          pretrained).items()
-    ]
-
-
-def _format(value: object) -> str:
-    return repr(value).replace(' ', '')
-
-
-def _shrink_options(config: str, data_root: str,
-                    pretrained: Dict[str, str]) -> Dict[str, object]:
-    is_swin = 'swin' in os.path.basename(config)
-    # Swin's last stage (stride 32) must hold a whole 2 x 2 window
-    crop = 64 if is_swin else 32
+    crop = crop_size(config)
     options: Dict[str, object] = {
         'train_dataloader.dataset.data_root': data_root,
         'val_dataloader.dataset.data_root': data_root,
@@ -98,10 +103,8 @@ def _shrink_options(config: str, data_root: str,
         'train_dataloader.dataset.pipeline.3.crop_size': (crop, crop),
         'val_dataloader.dataset.pipeline.1.scale': (128, 64),
         'test_dataloader.dataset.pipeline.1.scale': (128, 64),
-        'model.data_preprocessor.size': (crop, crop),
         'model.backbone.init_cfg.checkpoint':
-        pretrained['swin' if is_swin else 'vit'],
-        'model.backbone.drop_path_rate': 0.0,
+        pretrained['swin' if is_swin(config) else 'vit'],
         'train_cfg.max_iters': 2,
         'train_cfg.val_interval': 2,
         'default_hooks.logger.interval': 1,
@@ -111,34 +114,5 @@ def _shrink_options(config: str, data_root: str,
         'param_scheduler.1.begin': 1,
         'param_scheduler.1.end': 2,
     }
-    if not is_swin:  # slide inference
-        options['model.test_cfg.crop_size'] = (32, 32)
-        options['model.test_cfg.stride'] = (21, 21)
-    if is_swin:
-        channels: List[int] = [TINY_SWIN['embed_dims'] * 2**i
-                               for i in range(4)]
-        options.update({
-            'model.backbone.arch._delete_': True,
-            **{f'model.backbone.arch.{key}': value
-               for key, value in TINY_SWIN.items()},
-            'model.backbone.window_size': 2,
-            'model.backbone.img_size': crop,
-        })
-    else:
-        channels = [TINY_VIT['embed_dims']] * 4
-        options.update({
-            'model.backbone.arch._delete_': True,
-            **{f'model.backbone.arch.{key}': value
-               for key, value in TINY_VIT.items()},
-            'model.backbone.img_size': 32,
-            'model.backbone.patch_size': 4,
-            'model.backbone.out_indices': [0, 1, 2, 3],
-            'model.neck.embed_dim': TINY_VIT['embed_dims'],
-        })
-    options.update({
-        'model.decode_head.in_channels': channels,
-        'model.decode_head.channels': 16,
-        'model.auxiliary_head.in_channels': channels[2],
-        'model.auxiliary_head.channels': 8,
-    })
-    return options
+    return [f'{key}={repr(value).replace(" ", "")}'
+            for key, value in options.items()]

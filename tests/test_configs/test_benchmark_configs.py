@@ -1,23 +1,29 @@
 """Every transfer config (configs/benchmarks/{mmpretrain,mmseg}) builds and
-trains 2 CPU iterations + one validation through the real tools/train.py,
-shrunk only by --cfg-options (tiny arch, tiny stand-in data), its backbone
-initialised by the config's own StrictPretrained from a file written by the
-checkpoint bridge. A config that no shrink recipe covers fails the test."""
+trains 2 CPU iterations + one validation as tools/train.py trains it (in the
+pytest process, through tools/train.py's own config merging:
+``train_in_process``), its model shrunk by
+:func:`~mmmoma.utils.model_shrinking.shrink_model` (tiny arch) and its data
+by --cfg-options (tiny stand-in data), its backbone initialised by the
+config's own StrictPretrained from a file written by the checkpoint bridge.
+A config that no recipe covers fails the test."""
 import glob
 import os
 import re
-from typing import Callable, Dict, List
+from typing import Any, Callable, Dict, List
 
 import pytest
 import torch
+from mmengine.config import Config
 
+from mmmoma.checkpoints import export_transfer_backbones
 from mmmoma.models.backbones import MaskedViT
-from mmmoma.models.utils import export_transfer_backbones
+from mmmoma.utils.model_shrinking import shrink_model
 
-from ..test_tools.utils import REPO_ROOT, python, run
+from ..test_tools.utils import REPO_ROOT
 from .cifar_stand_in import write_cifar_stand_in
-from .mmseg_stand_in import (TINY_SWIN, TINY_VIT, shrink_mmseg,
-                             write_ade_stand_in, write_tiny_pretrained)
+from .mmseg_stand_in import (TINY_SWIN, TINY_VIT, run_options,
+                             shrink_arguments, write_ade_stand_in,
+                             write_tiny_pretrained)
 
 BENCHMARKS = os.path.join(REPO_ROOT, 'configs', 'benchmarks')
 CONFIGS = sorted(
@@ -82,11 +88,10 @@ def loaders(data_root: str, batch_size: int) -> List[str]:
                       'test_dataloader.batch_size=4']
 
 
-def tiny_vit(width_keys: List[str]) -> List[str]:
-    options = ['model.backbone.arch._delete_=True']
-    options += [f'model.backbone.arch.{key}={value}'
-                for key, value in TINY_VIT.items()]
-    return options + [f'{key}={TINY_VIT["embed_dims"]}' for key in width_keys]
+#: shrink_model arguments of the ImageNet / CIFAR configs, as the bridge
+#: files of the stand_ins fixture were written (224 px, 16 px patches)
+MMPRETRAIN_SHRINK = dict(arch=TINY_VIT, swin_arch=TINY_SWIN, img_size=224,
+                         patch_size=16)
 
 
 def imagenet(path: str, data: dict) -> str:
@@ -97,41 +102,26 @@ def imagenet(path: str, data: dict) -> str:
 
 def vit_finetune(path: str, data: dict) -> List[str]:
     return [*loaders(imagenet(path, data), 8),
-            *tiny_vit(['model.head.in_channels']),
-            f'model.backbone.init_cfg.checkpoint={data["pretrained"]["vit"]}']
-
-
-def vit_linear(path: str, data: dict) -> List[str]:
-    return [*loaders(imagenet(path, data), 8),
-            *tiny_vit(['model.head.in_channels',
-                       'model.neck.input_features']),
-            'model.backbone.frozen_stages=4',
             f'model.backbone.init_cfg.checkpoint={data["pretrained"]["vit"]}']
 
 
 def swin_finetune(path: str, data: dict) -> List[str]:
-    options = ['model.backbone.arch._delete_=True']
-    options += [f'model.backbone.arch.{key}={value}'.replace(' ', '')
-                for key, value in TINY_SWIN.items()]
-    return [*loaders(data['imagenet'], 8), *options,
-            f'model.head.in_channels={TINY_SWIN["embed_dims"] * 8}',
+    return [*loaders(data['imagenet'], 8),
             f'model.backbone.init_cfg.checkpoint={data["pretrained"]["swin"]}']
 
 
 def cifar_finetune(path: str, data: dict) -> List[str]:
     classes = re.search(r'cifar(\d+)\.py$', path).group(1)
-    stand_in = f'CIFAR{classes}StandIn'
+    stand_in = f'CIFAR{classes}StandIn'  # registered by .cifar_stand_in
     return [*loaders(data[f'cifar{classes}'], 10),
             f'train_dataloader.dataset.type={stand_in}',
             f'val_dataloader.dataset.type={stand_in}',
             f'test_dataloader.dataset.type={stand_in}',
-            *tiny_vit(['model.head.in_channels']),
             f'model.backbone.init_cfg.checkpoint={data["pretrained"]["vit"]}']
 
 
 def mmseg(path: str, data: dict) -> List[str]:
-    return shrink_mmseg(path, os.path.join(data['ade']),
-                        data['seg_pretrained'])
+    return run_options(path, data['ade'], data['seg_pretrained'])
 
 
 #: config path pattern -> its shrink recipe (--cfg-options)
@@ -139,7 +129,7 @@ RECIPES: Dict[str, Callable[[str, dict], List[str]]] = {
     r'mmpretrain/vit-[a-z]+-p16_\w+-pre_8xb\d+-coslr-\d+e_in(1k|100)\.py$':
     vit_finetune,
     r'mmpretrain/vit-[a-z]+-p16_\w+-pre_8xb\d+-linear-coslr-\d+e_in(1k|100)'
-    r'\.py$': vit_linear,
+    r'\.py$': vit_finetune,
     r'mmpretrain/swin-[a-z]+_\w+-pre_8xb\d+-coslr-\d+e_in1k\.py$':
     swin_finetune,
     r'mmpretrain/vit-base-p16_\w+-pre_8xb\d+-coslr-\d+e_cifar\d+\.py$':
@@ -172,28 +162,28 @@ def backbone_tensors(path: str, prefix: str = '') -> Dict[str, torch.Tensor]:
             if key.startswith(prefix)}
 
 
+def shrunk(path: str) -> Config:
+    """The config with the tiny model the stand-in files were written for:
+    widths, depths, out_indices, frozen stages, heads and the segmentor's
+    crop follow the backbone."""
+    cfg = Config.fromfile(path)
+    is_seg = f'{os.sep}mmseg{os.sep}' in path
+    arguments: Dict[str, Any] = shrink_arguments(path) if is_seg else \
+        MMPRETRAIN_SHRINK
+    shrink_model(cfg.model, **arguments)
+    return cfg
+
+
 @pytest.mark.parametrize('path', CONFIGS, ids=config_id)
 def test_config_trains_two_iterations_and_validates(path, stand_ins,
-                                                    tmp_path):
-    recipe = recipe_for(path)
-    options = recipe(path, stand_ins)
-    config = path
-    if recipe is cifar_finetune:
-        # custom_imports are read when the config file loads, before
-        # --cfg-options: a one-line child config imports the stand-in.
-        config = str(tmp_path / os.path.basename(path))
-        with open(config, 'w') as file:
-            file.write(f'_base_ = {path!r}\ncustom_imports = dict(imports=['
-                       "'mmmoma', 'tests.test_configs.cifar_stand_in'])\n")
+                                                    train_in_process):
+    options = recipe_for(path)(path, stand_ins)
     is_seg = f'{os.sep}mmseg{os.sep}' in path
     if not is_seg:
         options += ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
                     'default_hooks.logger.interval=1']
-    proc = run([python(), 'tools/train.py', config, '--work-dir',
-                str(tmp_path / 'work_dir'), '--cfg-options', *options],
-               env=dict(OMP_NUM_THREADS='1'))
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-3000:]
+    run = train_in_process(shrunk(path), options)
+    log = run.log
     loaded = re.search(r'StrictPretrained: loaded (\d+) tensors', log)
     assert loaded and int(loaded.group(1)) > 20, 'the backbone was not loaded'
     losses = [float(value) for value in re.findall(
@@ -209,8 +199,8 @@ def test_config_trains_two_iterations_and_validates(path, stand_ins,
     top1 = float(re.findall(r'accuracy/top1: ([\d.]+)', log)[-1])
     assert 0 <= top1 <= 100
     # a linear probe leaves the backbone as loaded; fine-tuning moves it
-    checkpoint = sorted(glob.glob(str(tmp_path / 'work_dir' /
-                                      'epoch_*.pth')))[-1]
+    checkpoint = sorted(glob.glob(os.path.join(run.work_dir,
+                                               'epoch_*.pth')))[-1]
     trained = backbone_tensors(checkpoint, 'backbone.')
     pretrained = backbone_tensors(
         stand_ins['pretrained']['swin' if 'swin' in path else 'vit'])

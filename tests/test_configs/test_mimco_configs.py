@@ -1,44 +1,42 @@
-"""Every MimCo config trains for 2 iterations through tools/train.py.
+"""Every MimCo config trains for 2 iterations, as tools/train.py trains it.
 
-Each config (configs/mimco/*.py, configs/demo/mimco_*.py) is run by the real
-tools/train.py in a subprocess, shrunk only through ``--cfg-options``: a tiny
-ViT (64 wide, 2 blocks, 4 px patches) or a tiny two-stage Swin (16 / 32 wide,
-window 2, stride 8) for student *and* teacher, 32 px images, 8 px mask
-patches, narrow heads, queues of 24 keys, a 16-image stand-in in the
-config's own dataset type, one epoch of 2 iterations of 8 images. The frozen
-teacher loads a checkpoint that the test writes for the shrunk teacher
-arch. The algorithm, its losses (incl. the ablations), the pipeline and the
-schedule are the config's own. AMP configs fall back to fp32 on the CPU
-(``mmmoma.compat.amp_to_fp32_without_gpu``).
+Each config (configs/mimco/*.py, configs/demo/mimco_*.py) is shrunk by
+:func:`~mmmoma.utils.model_shrinking.shrink_model`: a tiny ViT (64 wide, 2
+blocks, 4 px patches) or a tiny two-stage Swin (16 / 32 wide, window 2,
+stride 8) for student *and* teacher, 32 px images, 32-wide hidden layers in
+the heads; plus 8 px mask patches, queues of 24 keys, a 16-image stand-in in
+the config's own dataset type, one epoch of 2 iterations of 8 images. The
+frozen teacher loads a random stand-in checkpoint of the shrunk teacher
+(:func:`~mmmoma.utils.stand_in_checkpoints.write_stand_in_checkpoints`).
+The config is trained in the pytest process through tools/train.py's own
+config merging (``train_in_process``). The algorithm, its losses (incl. the
+ablations), the pipeline and the schedule are the config's own. AMP configs
+fall back to fp32 on the CPU (``mmmoma.compat.amp_to_fp32_without_gpu``).
 
 The paper's hyper-parameters (MimCo §3.3) are checked on the configs as
 written, before any shrinking.
 """
-import argparse
-import glob
 import os.path as osp
 import re
 
 import pytest
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
-from ..test_tools.utils import REPO_ROOT, python, run
+from mmmoma.utils.stand_in_checkpoints import write_stand_in_checkpoints
 
-MIMCO_CONFIGS = sorted(
-    glob.glob(osp.join(REPO_ROOT, 'configs', 'mimco', '*.py')) +
-    glob.glob(osp.join(REPO_ROOT, 'configs', 'demo', 'mimco_*.py')))
+from ..test_tools.utils import REPO_ROOT
+from .pretrain_stand_in import (BATCH_SIZE, ITERS, TINY_VIT, data_options,
+                                method_configs, shrunk_config)
+
+MIMCO_CONFIGS = method_configs('mimco', 'mimco_*.py')
 PAPER_CONFIGS = [path for path in MIMCO_CONFIGS
                  if osp.basename(osp.dirname(path)) == 'mimco']
-VIT_ARCH = dict(
-    embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128)
 # two stages: 8 x 8 tokens of 16 channels, then 4 x 4 of 32 (stride 8)
 SWIN_ARCH = dict(embed_dims=16, depths=[1, 1], num_heads=[2, 2])
-BATCH_SIZE = 8  # the stand-in's 16 training images: 2 iterations / epoch
-ITERS = 2
 QUEUE_LENGTH = 24  # 3 batches: after 2 steps the pointer is at 16, not 0
-HIDDEN, OUT = 32, 16  # head widths
+HIDDEN = 32  # hidden width of the heads (their outputs keep theirs)
 
 
 def test_mimco_configs_found():
@@ -51,85 +49,26 @@ def is_swin(cfg: Config) -> bool:
     return cfg.model.backbone.type == 'SimMIMSwinTransformer'
 
 
-def arch_options(prefix: str, cfg: Config, student: bool) -> list:
-    """Replace the arch of the network at ``prefix`` by the tiny one."""
-    arch = SWIN_ARCH if is_swin(cfg) else VIT_ARCH
-    options = [f'{prefix}.arch._delete_=True']
-    for key, value in arch.items():
-        value = str(value).replace(' ', '')
-        options.append(f'{prefix}.arch.{key}={value}')
-    options.append(f'{prefix}.img_size=32')
-    if is_swin(cfg):
-        # SimMIMSwinTransformer has no window_size argument: per stage
-        window = 'stage_cfgs.window_size' if student else 'window_size'
-        options += [f'{prefix}.{window}=2', f'{prefix}.out_indices=(1,)']
-    else:
-        options.append(f'{prefix}.patch_size=4')
-    return options
-
-
 def teacher_width(cfg: Config) -> int:
     """Channels of the shrunk teacher's last feature map."""
     if is_swin(cfg):  # doubled by the one patch merging
         return SWIN_ARCH['embed_dims'] * 2
-    return VIT_ARCH['embed_dims']
+    return TINY_VIT['embed_dims']
 
 
-def shrink_options(cfg: Config, data_root: str, teacher_ckpt: str) -> list:
-    """--cfg-options that shrink a MimCo config to a CPU smoke test."""
-    options = [
-        *arch_options('model.backbone', cfg, student=True),
-        *arch_options('model.teacher.network', cfg, student=False),
-        f'model.teacher.checkpoint={teacher_ckpt}',
-        'model.mask_patch_size=8',  # a multiple of the stride (4 / 8)
-        f'model.patch_queue_length={QUEUE_LENGTH}',
-        f'model.image_queue_length={QUEUE_LENGTH}',
-    ]
-    # (the predictors' output widths are MimCo's to fill in: the
-    # projector's, or the teacher's for the l1 predictor)
-    options += [f'model.patch_projector.hidden_channels={HIDDEN}',
-                f'model.patch_projector.out_channels={OUT}',
-                f'model.patch_predictor.hidden_channels={HIDDEN}',
-                f'model.image_projector.hid_channels={HIDDEN}',
-                f'model.image_projector.out_channels={OUT}',
-                f'model.image_predictor.hid_channels={HIDDEN}']
-    options += [
-        f'train_dataloader.dataset.data_root={data_root}',
-        f'train_dataloader.batch_size={BATCH_SIZE}',
-        'train_dataloader.num_workers=0',
-        'train_cfg.max_epochs=1',
-        'default_hooks.checkpoint.interval=1',
-        'default_hooks.logger.interval=1',
-    ]
-    if cfg.train_dataloader.dataset.type == 'CustomDataset':
-        options.append('train_dataloader.dataset.data_prefix=train')
-    pipeline = cfg.train_dataloader.dataset.pipeline
-    crops = [index for index, transform in enumerate(pipeline)
-             if transform.type == 'RandomResizedCrop']
-    assert len(crops) == 1, 'teacher and student share one crop'
-    options.append(f'train_dataloader.dataset.pipeline.{crops[0]}.scale=32')
-    return options
-
-
-def merged(config: str, options: list) -> Config:
-    """The config as tools/train.py sees it with these --cfg-options."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    cfg = Config.fromfile(config)
-    cfg.merge_from_dict(
-        parser.parse_args(['--cfg-options', *options]).cfg_options)
-    return cfg
-
-
-def write_teacher_checkpoint(cfg: Config, path: str) -> int:
-    """A (random) checkpoint of the shrunk teacher network in the layout of
-    a training checkpoint (``backbone.`` keys: FrozenTeacher's default
-    prefix). Returns the number of tensors."""
-    network = MODELS.build(cfg.model.teacher.network)
-    state_dict = network.state_dict()
-    torch.save({'state_dict': {'backbone.' + key: value
-                               for key, value in state_dict.items()}}, path)
-    return len(state_dict)
+def shrunk(config: str, checkpoint_dir: str) -> tuple:
+    """The config with the tiny model, its teacher's stand-in checkpoint
+    and 32 px crops; and the number of tensors in that checkpoint."""
+    cfg = shrunk_config(config, 'RandomResizedCrop', swin_arch=SWIN_ARCH,
+                        window_size=2, head_channels=HIDDEN)
+    # a multiple of the stride (4 / 8); 3 batches of keys per queue
+    cfg.model.update(mask_patch_size=8, patch_queue_length=QUEUE_LENGTH,
+                     image_queue_length=QUEUE_LENGTH)
+    cfg.model, stand_ins = write_stand_in_checkpoints(cfg.model,
+                                                      checkpoint_dir)
+    assert [stand_in.field for stand_in in stand_ins] == [
+        'model.teacher.checkpoint']
+    return cfg, stand_ins[0].num_tensors
 
 
 def paper_epochs(config: str) -> int:
@@ -236,18 +175,16 @@ def test_syncbn_heads_revert_to_bn_in_one_process(config, tmp_path):
     SyncBN becomes a BatchNorm with the same parameters and the loss is that
     of BN heads."""
     from mmengine.model import revert_sync_batchnorm
-    cfg = Config.fromfile(config)
-    teacher_ckpt = str(tmp_path / 'teacher.pth')
-    shrunk = merged(config, shrink_options(cfg, str(tmp_path), teacher_ckpt))
-    write_teacher_checkpoint(shrunk, teacher_ckpt)
+    shrunk_cfg, _ = shrunk(config, str(tmp_path))
     torch.manual_seed(0)
-    model = MODELS.build(shrunk.model)
+    model = MODELS.build(shrunk_cfg.model)
     model.init_weights()
     synced = {name for name, module in model.named_modules()
               if isinstance(module, torch.nn.SyncBatchNorm)}
-    assert {name.split('.')[0] for name in synced} == {
-        'patch_projector', 'patch_predictor', 'patch_momentum_projector',
-        'image_projector', 'image_predictor', 'image_momentum_projector'}
+    assert {'.'.join(name.split('.')[:2]) for name in synced} == {
+        'patch_head.projector', 'patch_head.predictor',
+        'patch_head.momentum_projector', 'image_head.projector',
+        'image_head.predictor', 'image_head.momentum_projector'}
     bn = [name for name, module in model.named_modules()
           if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)]
     assert sorted(bn) == sorted(synced)  # every BN of the model is synced
@@ -274,26 +211,17 @@ def expected_losses(cfg: Config) -> set:
 @pytest.mark.parametrize(
     'config', MIMCO_CONFIGS, ids=[osp.basename(p) for p in MIMCO_CONFIGS])
 def test_config_trains_two_iterations(config, imagenet_stand_in,
-                                      tiny_image_folder, tmp_path):
-    cfg = Config.fromfile(config)
+                                      tiny_image_folder, tmp_path,
+                                      train_in_process):
+    cfg, num_teacher_tensors = shrunk(config, str(tmp_path / 'stand_in'))
     assert cfg.model.type == 'MimCo'
     assert 'TeacherEMAHook' in [hook.type for hook in cfg.custom_hooks]
-    data_root = (tiny_image_folder if cfg.train_dataloader.dataset.type ==
-                 'CustomDataset' else imagenet_stand_in)
-    teacher_ckpt = str(tmp_path / 'teacher.pth')
-    options = shrink_options(cfg, data_root, teacher_ckpt)
-    num_teacher_tensors = write_teacher_checkpoint(
-        merged(config, options), teacher_ckpt)
-    work_dir = str(tmp_path / 'work')
-    proc = run([python(), 'tools/train.py', config, '--work-dir', work_dir,
-                '--cfg-options', *options],
-               env={'OMP_NUM_THREADS': '1'},
-               timeout=300)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-4000:]
-    # the frozen teacher was built from the test's checkpoint
+    options = data_options(cfg, tiny_image_folder, imagenet_stand_in)
+    run = train_in_process(cfg, options)
+    log = run.log
+    # the frozen teacher was built from the stand-in checkpoint
     assert (f'FrozenTeacher: loaded {num_teacher_tensors} tensors from '
-            f'{teacher_ckpt}') in log
+            f'{cfg.model.teacher.checkpoint}') in log, log[-4000:]
     iter_lines = [line for line in log.splitlines()
                   if 'Epoch(train)' in line]
     assert len(iter_lines) == ITERS, iter_lines  # logger interval 1
@@ -304,14 +232,13 @@ def test_config_trains_two_iterations(config, imagenet_stand_in,
     if cfg.optim_wrapper.type == 'AmpOptimWrapper':
         assert 'replaced by OptimWrapper (fp32)' in log
 
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        checkpoint = torch.load(f.read().strip(), map_location='cpu')
+    checkpoint = torch.load(run.last_checkpoint, map_location='cpu')
     assert checkpoint['meta']['iter'] == ITERS
     state_dict = checkpoint['state_dict']
     # the frozen teacher is rebuilt from its own file: not saved
     assert not [key for key in state_dict if key.startswith('teacher.')]
     # the student is the shrunk one, with its mask token
-    width = SWIN_ARCH['embed_dims'] if is_swin(cfg) else 64
+    width = SWIN_ARCH['embed_dims'] if is_swin(cfg) else 64  # TINY_VIT
     assert state_dict['backbone.mask_token'].shape == (1, 1, width)
     if not is_swin(cfg):
         assert state_dict['backbone.pos_embed'].shape == (1, 65, 64)
@@ -323,32 +250,33 @@ def test_config_trains_two_iterations(config, imagenet_stand_in,
         keys = [key for key in state_dict if key.startswith(prefix + '_')]
         if prefix not in contrastive:
             if prefix == 'patch' and 'loss_patch' in losses:  # l1 ablation
-                assert {key.split('.')[0] for key in keys} == {
-                    'patch_projector', 'patch_predictor'}
+                assert {'.'.join(key.split('.')[:2]) for key in keys} == {
+                    'patch_head.projector', 'patch_head.predictor'}
                 # p2 predicts the teacher's feature map: its width
                 convs = [state_dict[key] for key in keys
-                         if key.startswith('patch_predictor.')
+                         if key.startswith('patch_head.predictor.')
                          and state_dict[key].dim() == 4]
                 assert convs[-1].shape[0] == teacher_width(cfg)
             else:  # the switched-off term builds no heads, no queue
                 assert not keys, keys
             continue
         # the queue advanced by one batch of keys per step
-        queue = state_dict[f'{prefix}_queue.keys']
-        assert queue.shape == (QUEUE_LENGTH, OUT)
-        assert int(state_dict[f'{prefix}_queue.ptr']) == \
+        queue = state_dict[f'{prefix}_head.queue.keys']
+        assert queue.shape == (QUEUE_LENGTH,
+                               cfg.model[f'{prefix}_projector'].out_channels)
+        assert int(state_dict[f'{prefix}_head.queue.ptr']) == \
             ITERS * BATCH_SIZE % QUEUE_LENGTH == 16
         assert torch.allclose(queue.norm(dim=1), torch.ones(QUEUE_LENGTH),
                               atol=1e-5)
         # p3 is an EMA (momentum < 1) of p1, which the optimiser moved:
         # after 2 steps they differ, but only slightly (an independent
         # initialisation would differ by ~140 %)
-        projector = {key[len(f'{prefix}_projector.'):]: value
+        projector = {key[len(f'{prefix}_head.projector.'):]: value
                      for key, value in state_dict.items()
-                     if key.startswith(f'{prefix}_projector.')}
-        momentum = {key[len(f'{prefix}_momentum_projector.'):]: value
+                     if key.startswith(f'{prefix}_head.projector.')}
+        momentum = {key[len(f'{prefix}_head.momentum_projector.'):]: value
                     for key, value in state_dict.items()
-                    if key.startswith(f'{prefix}_momentum_projector.')}
+                    if key.startswith(f'{prefix}_head.momentum_projector.')}
         assert projector.keys() == momentum.keys()
         weights = [key for key in projector if key.endswith('weight')]
         assert weights

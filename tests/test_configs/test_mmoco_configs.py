@@ -1,13 +1,15 @@
-"""Every M-MoCo / M-BYOL config trains for 2 iterations through
-tools/train.py.
+"""Every M-MoCo / M-BYOL config trains for 2 iterations, as tools/train.py
+trains it.
 
-Each config (configs/mmoco/*.py, configs/demo/mmoco*.py) is run by the real
-tools/train.py in a subprocess, shrunk only through ``--cfg-options``: a tiny
-ViT (64 wide, 2 blocks, 4 px patches: 64 patches, so n = 8 chunks of 8),
-32 px views, narrow heads, a 16-image stand-in in the config's own dataset
-type, one epoch of 2 iterations of 8 images, the vMF monitor every
-iteration. The algorithm, its chunking, heads, augmentation mode, hooks and
-schedule are the config's own. AMP configs fall back to fp32 on the CPU.
+Each config (configs/mmoco/*.py, configs/demo/mmoco*.py) is shrunk by
+:func:`~mmmoma.utils.model_shrinking.shrink_model` (a tiny ViT, 64 wide, 2
+blocks, 4 px patches: 64 patches, so n = 8 chunks of 8; 32-wide hidden
+layers in the heads), with 32 px views, a 16-image stand-in in the config's
+own dataset type, one epoch of 2 iterations of 8 images, the vMF monitor
+every iteration, and trained in the pytest process through tools/train.py's
+own config merging (``train_in_process``). The algorithm, its chunking,
+heads, augmentation mode, hooks and schedule are the config's own. AMP
+configs fall back to fp32 on the CPU.
 
 The paper's hyper-parameters (M-MoCo §3.1, §4.1–4.2, Table 8) are checked
 on the configs as written, before any shrinking, against what each config's
@@ -16,7 +18,6 @@ amp-coslr-{E}e_{data}); that the names cover the rows of the paper's tables
 is checked as well. (That each config equals its paper row's record:
 configs/mmoco/metafile.yml, tests/test_configs/test_metafiles.py.)
 """
-import glob
 import os.path as osp
 import re
 from typing import NamedTuple
@@ -25,19 +26,16 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
+from mmpretrain.registry import MODELS
 
-from ..test_tools.utils import REPO_ROOT, python, run
+from ..test_tools.utils import REPO_ROOT
+from .pretrain_stand_in import (ITERS, data_options, method_configs,
+                                shrunk_config)
 
-MMOCO_CONFIGS = sorted(
-    glob.glob(osp.join(REPO_ROOT, 'configs', 'mmoco', '*.py')) +
-    glob.glob(osp.join(REPO_ROOT, 'configs', 'demo', 'mmoco*.py')))
+MMOCO_CONFIGS = method_configs('mmoco', 'mmoco*.py')
 PAPER_CONFIGS = [path for path in MMOCO_CONFIGS
                  if osp.basename(osp.dirname(path)) == 'mmoco']
-VIT_ARCH = dict(
-    embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128)
-BATCH_SIZE = 8  # the stand-in's 16 training images: 2 iterations / epoch
-ITERS = 2
-HIDDEN, OUT = 32, 16  # head widths
+HIDDEN = 32  # hidden width of the heads (their outputs keep theirs)
 VIT_SMALL = dict(
     embed_dims=384, num_layers=12, num_heads=12, feedforward_channels=1536)
 
@@ -95,7 +93,8 @@ def recipe(config: str) -> Recipe:
 
 def test_mmoco_configs_found():
     assert len(PAPER_CONFIGS) == NUM_PAPER_CONFIGS, PAPER_CONFIGS
-    assert len(MMOCO_CONFIGS) == NUM_PAPER_CONFIGS + 2  # + the two demos
+    # + the two demos and the mix (configs/mix)
+    assert len(MMOCO_CONFIGS) == NUM_PAPER_CONFIGS + 3
 
 
 def test_the_names_cover_the_rows_of_tables_1_to_5():
@@ -139,38 +138,13 @@ def hook_index(cfg: Config, hook_type: str) -> int:
     return types.index(hook_type)
 
 
-def shrink_options(cfg: Config, data_root: str) -> list:
-    """--cfg-options that shrink an M-MoCo config to a CPU smoke test."""
-    options = ['model.backbone.arch._delete_=True']
-    options += [f'model.backbone.arch.{key}={value}'
-                for key, value in VIT_ARCH.items()]
-    options += [
-        'model.backbone.img_size=32', 'model.backbone.patch_size=4',
-        f'model.neck.hid_channels={HIDDEN}',
-        f'model.neck.out_channels={OUT}',
-        f'model.predictor.hid_channels={HIDDEN}',
-        f'train_dataloader.dataset.data_root={data_root}',
-        f'train_dataloader.batch_size={BATCH_SIZE}',
-        'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        'train_cfg.max_epochs=1',
-        'default_hooks.checkpoint.interval=1',
-        'default_hooks.logger.interval=1',
-    ]
-    if cfg.model.get('cross_attention'):
-        options.append('model.cross_attention.num_heads=4')
-    if cfg.train_dataloader.dataset.type == 'CustomDataset':
-        options.append('train_dataloader.dataset.data_prefix=train')
-    views = [index for index, transform in enumerate(
-        cfg.train_dataloader.dataset.pipeline)
-        if transform.type == 'ContrastiveViews']
-    assert len(views) == 1
-    options.append(f'train_dataloader.dataset.pipeline.{views[0]}.'
-                   'crop_size=32')
+def run_options(cfg: Config, image_folder: str, imagenet: str) -> list:
+    """data_options, and the vMF monitor at every iteration."""
+    extra = ['train_dataloader.persistent_workers=False']
     if 'ConcentrationMonitorHook' in [h.type for h in cfg.custom_hooks]:
         index = hook_index(cfg, 'ConcentrationMonitorHook')
-        options.append(f'custom_hooks.{index}.interval=1')
-    return options
+        extra.append(f'custom_hooks.{index}.interval=1')
+    return data_options(cfg, image_folder, imagenet, extra)
 
 
 @pytest.mark.parametrize(
@@ -267,30 +241,32 @@ def test_train_dataloader_drops_the_last_partial_batch(
     assert batches == [6, 6]
 
 
+def online_groups(model_cfg) -> int:
+    """n, the online view's groups: ``num_chunks``, or the groups of the
+    plans of the config's ``mask_generator`` (configs/mix)."""
+    if model_cfg.get('mask_generator') is None:
+        return model_cfg.num_chunks
+    generator = MODELS.build(model_cfg.mask_generator)
+    return generator(1, (8, 8)).num_groups
+
+
 @pytest.mark.parametrize(
     'config', MMOCO_CONFIGS, ids=[osp.basename(p) for p in MMOCO_CONFIGS])
 def test_config_trains_two_iterations(config, imagenet_stand_in,
-                                      tiny_image_folder, tmp_path):
-    cfg = Config.fromfile(config)
+                                      tiny_image_folder, train_in_process):
+    cfg = shrunk_config(config, 'ContrastiveViews', head_channels=HIDDEN)
     assert cfg.model.type in ('MaskedMoCoV3', 'MaskedBYOL')
     hooks = [hook.type for hook in cfg.custom_hooks]
     assert 'TeacherEMAHook' in hooks
-    data_root = (tiny_image_folder if cfg.train_dataloader.dataset.type ==
-                 'CustomDataset' else imagenet_stand_in)
-    options = shrink_options(cfg, data_root)
-    work_dir = str(tmp_path / 'work')
-    proc = run([python(), 'tools/train.py', config, '--work-dir', work_dir,
-                '--cfg-options', *options],
-               env={'OMP_NUM_THREADS': '1'},
-               timeout=300)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-4000:]
+    options = run_options(cfg, tiny_image_folder, imagenet_stand_in)
+    run = train_in_process(cfg, options)
+    log = run.log
     iter_lines = [line for line in log.splitlines()
                   if 'Epoch(train)' in line]
     assert len(iter_lines) == ITERS, iter_lines  # logger interval 1
     # the vMF monitor logs κ for n >= 2 and skips n = 1 with a log line
     monitored = 'ConcentrationMonitorHook' in hooks and \
-        cfg.model.num_chunks >= 2
+        online_groups(cfg.model) >= 2
     skipped = 'ConcentrationMonitorHook is skipped in this run: ' \
         'model.num_chunks = 1'
     assert (skipped in log) is (
@@ -313,12 +289,12 @@ def test_config_trains_two_iterations(config, imagenet_stand_in,
     if cfg.optim_wrapper.type == 'AmpOptimWrapper':
         assert 'replaced by OptimWrapper (fp32)' in log
 
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        checkpoint = torch.load(f.read().strip(), map_location='cpu')
+    checkpoint = torch.load(run.last_checkpoint, map_location='cpu')
     assert checkpoint['meta']['iter'] == ITERS
     state_dict = checkpoint['state_dict']
     assert state_dict['backbone.pos_embed'].shape == (1, 65, 64)
-    assert state_dict['neck.fc2.weight'].shape == (OUT, HIDDEN)
+    assert state_dict['neck.fc2.weight'].shape == (
+        cfg.model.neck.out_channels, HIDDEN)
     # the momentum encoder mirrors every online part, and after 2 EMA
     # steps (m ~ 0.99) it trails the optimised weights slightly
     parts = {'backbone', 'neck'}

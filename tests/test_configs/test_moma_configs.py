@@ -1,35 +1,35 @@
-"""Every MOMA config trains for 2 iterations through tools/train.py.
+"""Every MOMA config trains for 2 iterations, as tools/train.py trains it.
 
 Each config (configs/moma/*.py, configs/demo/moma-*.py) is loaded with
-mmengine, shrunk (tiny ViTs for the student and every teacher, 32 px images,
-a tiny image folder, random stand-in checkpoints, plain ``OptimWrapper``
-instead of CUDA-only AMP), dumped, and trained by the real tools/train.py in
-a subprocess. Only sizes, paths and the data source are rewritten: the
-algorithm, its teachers, view pairing, pipeline transforms and schedule are
-the config's own.
+mmengine, shrunk (:func:`~mmmoma.utils.model_shrinking.shrink_model`: tiny
+ViTs for the student and every teacher, 32 px images; random stand-in
+checkpoints of that arch for every teacher and StrictPretrained init, from
+:func:`~mmmoma.utils.stand_in_checkpoints.write_stand_in_checkpoints`; a
+tiny image folder; plain ``OptimWrapper`` instead of CUDA-only AMP) and
+trained in the pytest process through tools/train.py's own config merging
+(``train_in_process``). Only sizes, paths and the data source are
+rewritten: the algorithm, its teachers, view pairing, pipeline transforms
+and schedule are the config's own.
 """
 import glob
-import os
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.config import Config
-from mmpretrain.registry import MODELS
 
-from ..test_tools.utils import REPO_ROOT, python, run
+from mmmoma.utils.stand_in_checkpoints import write_stand_in_checkpoints
 
-MOMA_CONFIGS = sorted(
-    glob.glob(osp.join(REPO_ROOT, 'configs', 'moma', '*.py')) +
-    glob.glob(osp.join(REPO_ROOT, 'configs', 'demo', 'moma-*.py')))
-SHRUNK_ARCH = dict(
-    embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128)
-BATCH_SIZE = 8  # the tiny folder's 16 training images: 2 iterations / epoch
+from ..test_tools.utils import REPO_ROOT
+from .pretrain_stand_in import BATCH_SIZE, method_configs, shrunk_config
+
+MOMA_CONFIGS = method_configs('moma', 'moma-*.py')
 
 
 def test_moma_configs_found():
     names = [osp.basename(path) for path in MOMA_CONFIGS]
-    assert sum(path.startswith('moma') for path in names) == 9, names
+    # 9 paper / demo configs + 2 mixes (configs/mix)
+    assert sum(path.startswith('moma') for path in names) == 11, names
 
 
 PAPER_CONFIGS = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', 'moma',
@@ -65,91 +65,43 @@ def test_table3_base_to_small_is_mae_vit_b_to_mocov3_vit_s():
     assert spec.student_view == 0  # original view (MAE teacher, §3.3)
 
 
-@pytest.fixture(scope='module')
-def stand_in_checkpoint(tmp_path_factory):
-    """A random shrunk ViT saved as a training checkpoint (backbone.*)."""
-    torch.manual_seed(0)
-    network = MODELS.build(
-        dict(
-            type='MaskedViT',
-            arch=SHRUNK_ARCH,
-            img_size=32,
-            patch_size=4,
-            out_type='raw'))
-    path = str(tmp_path_factory.mktemp('stand_in') / 'vit.pth')
-    torch.save(
-        {
-            'state_dict': {
-                f'backbone.{key}': value
-                for key, value in network.state_dict().items()
-            }
-        }, path)
-    return path
-
-
-def shrink_vit(network: dict) -> None:
-    network['arch'] = dict(SHRUNK_ARCH)
-    network['img_size'] = 32
-    network['patch_size'] = 4
-
-
-def shrunk_config(path: str, data_root: str, checkpoint: str,
-                  work_dir: str) -> Config:
-    cfg = Config.fromfile(path)
-    model = cfg.model
-    assert model.type == 'MOMA'
-    shrink_vit(model.backbone)
-    init_cfg = model.backbone.get('init_cfg')
-    if init_cfg is not None:
-        assert init_cfg.type == 'StrictPretrained'
-        init_cfg.checkpoint = checkpoint
-    for spec in model.teachers.values():
-        shrink_vit(spec.teacher.network)
-        spec.teacher.checkpoint = checkpoint
+def moma_config(path: str, data_root: str, checkpoint_dir: str) -> Config:
+    cfg = shrunk_config(path, 'RandomResizedCrop')
+    assert cfg.model.type == 'MOMA'
+    init_cfg = cfg.model.backbone.get('init_cfg')
+    assert init_cfg is None or init_cfg.type == 'StrictPretrained'
+    cfg.model, stand_ins = write_stand_in_checkpoints(cfg.model,
+                                                      checkpoint_dir)
+    # one file per teacher, and one for the student's init
+    assert len(stand_ins) == len(cfg.model.teachers) + (init_cfg is not None)
     if cfg.optim_wrapper.type == 'AmpOptimWrapper':  # CUDA only
         cfg.optim_wrapper.type = 'OptimWrapper'
     loader = cfg.train_dataloader
     loader.update(batch_size=BATCH_SIZE, num_workers=0,
                   persistent_workers=False)
     loader.pop('pin_memory', None)
-    pipeline = loader.dataset.pipeline
-    crops = [t for t in pipeline if t.type == 'RandomResizedCrop']
-    assert len(crops) == 1, 'the views must share one crop'
-    crops[0].scale = 32
     loader.dataset = dict(
         type='CustomDataset',
         data_root=data_root,
         data_prefix='train',
-        pipeline=pipeline)
+        pipeline=loader.dataset.pipeline)
     cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1)
     cfg.default_hooks.checkpoint = dict(
         type='CheckpointHook', interval=1, max_keep_ckpts=1)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
-    cfg.work_dir = work_dir
     return cfg
 
 
 @pytest.mark.parametrize(
     'config', MOMA_CONFIGS, ids=[osp.basename(p) for p in MOMA_CONFIGS])
-def test_config_trains_two_iterations(config, tiny_image_folder,
-                                      stand_in_checkpoint, tmp_path):
-    work_dir = str(tmp_path / 'work')
-    cfg = shrunk_config(config, tiny_image_folder, stand_in_checkpoint,
-                        work_dir)
-    shrunk_path = str(tmp_path / osp.basename(config))
-    cfg.dump(shrunk_path)
-
-    proc = run([python(), 'tools/train.py', shrunk_path, '--work-dir',
-                work_dir],
-               env={'OMP_NUM_THREADS': '1'},
-               timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-
-    log = proc.stdout + proc.stderr
-    assert 'FrozenTeacher: loaded' in log
+def test_config_trains_two_iterations(config, tiny_image_folder, tmp_path,
+                                      train_in_process):
+    cfg = moma_config(config, tiny_image_folder, str(tmp_path / 'stand_in'))
+    run = train_in_process(cfg)
+    log = run.log
+    assert 'FrozenTeacher: loaded' in log, log[-4000:]
     assert log.count('Epoch(train)') == 2  # logger interval 1
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        checkpoint = torch.load(f.read().strip(), map_location='cpu')
+    checkpoint = torch.load(run.last_checkpoint, map_location='cpu')
     assert checkpoint['meta']['iter'] == 2
     state_dict = checkpoint['state_dict']
     assert not any(key.startswith('teachers.') for key in state_dict)
@@ -157,4 +109,3 @@ def test_config_trains_two_iterations(config, tiny_image_folder,
         assert f'projectors.{name}.' in ' '.join(state_dict)
     if cfg.model.backbone.get('init_cfg') is not None:
         assert 'StrictPretrained: loaded' in log
-    os.remove(shrunk_path)

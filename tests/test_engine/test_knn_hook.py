@@ -7,9 +7,9 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-from mmmoma.datasets import make_digit_scenes
 from mmmoma.engine.hooks.knn_hook import KNNEvalHook
 from mmmoma.evaluation import extract_features, weighted_knn_top1
+from tools.dataset_converters.digit_scenes import make_digit_scenes
 
 from ..helpers import folder_loader, tiny_mae_config
 

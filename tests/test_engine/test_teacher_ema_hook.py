@@ -61,17 +61,17 @@ class TeacherProbe(Hook):
 
 
 def record_updates(model: SdAE) -> List[tuple]:
-    """Wrap ``model.update_teacher`` to record (momentum, student, teacher)
-    at every call, before the update."""
+    """Wrap ``model.momentum_target.update`` (what the hook calls) to record
+    (momentum, student, teacher) at every call, before the update."""
     calls = []
-    update = model.update_teacher
+    update = model.momentum_target.update
 
     def recording_update(momentum: float) -> None:
         calls.append((momentum, snapshot(model.backbone),
                       snapshot(model.teacher)))
         update(momentum)
 
-    model.update_teacher = recording_update
+    model.momentum_target.update = recording_update
     return calls
 
 
@@ -178,10 +178,10 @@ def test_iter_mode_updates_after_every_iteration(tiny_image_folder,
 
 def test_iter_mode_in_an_epoch_loop_uses_the_epoch_momentum(
         tiny_image_folder, tmp_path, tiny_arch):
-    # SdAE (momentum_progress='epoch'): the official per-iteration mode,
-    # momentum_schedule[epoch] applied after every iteration
+    # SdAE (momentum_target.progress='epoch'): the official per-iteration
+    # mode, momentum_schedule[epoch] applied after every iteration
     model = tiny_sdae(tiny_arch, 'iter')
-    assert model.momentum_progress == 'epoch'
+    assert model.momentum_target.progress == 'epoch'
     calls = record_updates(model)
     max_epochs = 2
     runner = make_runner(model, tiny_image_folder, str(tmp_path),
@@ -195,12 +195,12 @@ def test_iter_mode_in_an_epoch_loop_uses_the_epoch_momentum(
     assert want[0] == pytest.approx(0.9) and want[-1] != want[0]
 
 
-def test_iter_mode_without_momentum_progress_is_fractional(
+def test_iter_mode_with_iter_progress_is_fractional(
         tiny_image_folder, tmp_path, tiny_arch):
     # models that do not ask for epoch progress (MimCo, M-MoCo) keep
     # iter / max_iters in an epoch loop
     model = tiny_sdae(tiny_arch, 'iter')
-    model.momentum_progress = 'iter'
+    model.momentum_target.progress = 'iter'
     calls = record_updates(model)
     runner = make_runner(model, tiny_image_folder, str(tmp_path),
                          dict(by_epoch=True, max_epochs=2))

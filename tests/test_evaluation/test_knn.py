@@ -9,11 +9,11 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmpretrain.registry import MODELS
 
-from mmmoma.datasets import make_digit_scenes
 from mmmoma.evaluation import (extract_features, extract_raw_pixel_features,
                                pool_features, weighted_knn_predict,
                                weighted_knn_top1)
 from mmmoma.utils.rng import preserve_rng_state
+from tools.dataset_converters.digit_scenes import make_digit_scenes
 
 from ..helpers import MEAN, PIPELINE, SELFSUP_PREPROCESSOR, STD, tiny_mae_model
 

@@ -11,12 +11,10 @@ import torch
 from mmpretrain.registry import MODELS
 from torch import nn
 
+from mmmoma.checkpoints import (CheckpointFormatError, CheckpointMismatchError,
+                                load_backbone_state_dict,
+                                load_backbone_weights, load_checkpoint_file)
 from mmmoma.models.backbones import MaskedViT
-from mmmoma.models.utils.checkpoint_formats import (CheckpointFormatError,
-                                                    CheckpointMismatchError,
-                                                    load_backbone_state_dict,
-                                                    load_backbone_weights,
-                                                    load_checkpoint_file)
 from mmmoma.models.utils.key_queue import KeyQueue
 from mmmoma.models.utils.validation import positive_float
 
@@ -332,8 +330,8 @@ def test_mimco_train_loader_arguments_are_checked(mimco, args, field):
 def test_mimco_without_queues_accepts_any_loader(files):
     model = MODELS.build(mimco_cfg(files['good'], patch_loss='l1',
                                    image_loss_weight=0.0))
-    assert not hasattr(model, 'patch_queue')
-    assert not hasattr(model, 'image_queue')
+    assert not hasattr(model.patch_head, 'queue')
+    assert not hasattr(model, 'image_head')
     model.check_train_loader(7, 3, False, 100)
 
 

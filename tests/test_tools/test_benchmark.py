@@ -70,39 +70,19 @@ def test_reference_is_plain_vit_forward(tiny_result):
     assert tiny_result.reference_forward_gflops == flops / 1e9
 
 
-def test_model_overrides(benchmark):
-    mae = benchmark.load_config(benchmark.BASELINE_CONFIGS[0][2])
-    changes = benchmark.override_model_size(mae.model, TINY_ARCH, 32, 4)
-    assert mae.model.backbone.arch == TINY_ARCH
-    assert (mae.model.backbone.img_size, mae.model.backbone.patch_size) == \
-        (32, 4)
-    assert mae.model.neck.num_patches == 64
-    assert mae.model.neck.embed_dim == 64
-    assert mae.model.neck.decoder_embed_dim == 512  # decoder keeps its size
-    assert mae.model.neck.patch_size == mae.model.head.patch_size == 4
-    assert any('model.neck.num_patches' in change for change in changes)
-    pipeline = benchmark.find_train_pipeline(mae)
-    benchmark.override_pipeline_size(pipeline, 32)
-    assert pipeline[1].scale == 32
-
-    mocov3 = benchmark.load_config(benchmark.BASELINE_CONFIGS[1][2])
-    benchmark.override_model_size(mocov3.model, TINY_ARCH, 32, 4)
-    assert mocov3.model.backbone.arch == TINY_ARCH
-    assert mocov3.model.neck.in_channels == 64
-    assert mocov3.model.neck.hid_channels == 4096
-    assert mocov3.model.head.predictor.in_channels == 256
-    pipeline = benchmark.find_train_pipeline(mocov3)
-    benchmark.override_pipeline_size(pipeline, 32)
-    assert [view[0].scale for view in pipeline[1].transforms] == [32, 32]
-
-
-def test_arch_names_and_errors(benchmark):
-    assert benchmark.resolve_vit_arch('b')['embed_dims'] == 768
-    assert benchmark.resolve_vit_arch('mocov3-small')['num_heads'] == 12
-    with pytest.raises(ValueError, match='allowed names'):
-        benchmark.resolve_vit_arch('gigantic')
-    with pytest.raises(ValueError, match='exactly the keys'):
-        benchmark.resolve_vit_arch(dict(embed_dims=64))
+def test_arch_names_and_errors(benchmark, capsys):
+    """(The arch zoo itself: tests/test_utils/
+    test_config_surgery_model_shrinking.py.)"""
+    assert benchmark.parse_args(['--arch', 'b']).arch_dict['embed_dims'] == \
+        768
+    assert benchmark.parse_args(['--arch', repr(TINY_ARCH)]).arch_dict == \
+        TINY_ARCH
+    for arch, message in (('gigantic', 'allowed names'),
+                          ("{'embed_dims': 64}", 'exactly the keys')):
+        with pytest.raises(SystemExit):
+            benchmark.parse_args(['--arch', arch])
+        error = capsys.readouterr().err
+        assert '--arch: ' in error and message in error
     with pytest.raises(SystemExit):
         benchmark.parse_args(['--amp', '--device', 'cpu'])
     with pytest.raises(SystemExit):
@@ -216,31 +196,6 @@ def test_missing_checkpoints_need_random_teachers(benchmark, moma_config):
         benchmark.main([moma_config, '--no-baselines', *TINY_ARGS])
     for field in MOMA_FIELDS:
         assert field in str(error.value)
-
-
-def test_random_stand_ins_fit_the_overridden_arch(benchmark, moma_config,
-                                                  tmp_path):
-    from mmpretrain.registry import MODELS
-
-    from mmmoma.models.utils.checkpoint_formats import (
-        load_backbone_state_dict, load_state_dict_strict)
-    cfg = benchmark.load_config(moma_config)
-    benchmark.override_model_size(cfg.model, TINY_ARCH, 32, 4)
-    teacher_cfg = cfg.model.teachers.mocov3.teacher
-    assert teacher_cfg.network.arch == TINY_ARCH  # teachers resized too
-    changes = benchmark.write_random_stand_in_checkpoints(
-        cfg.model, str(tmp_path / 'stand_ins'))
-    assert [change.split(':')[0] for change in changes] == MOMA_FIELDS
-    paths = [cfg.model.backbone.init_cfg.checkpoint, teacher_cfg.checkpoint]
-    assert all(path.startswith(str(tmp_path / 'stand_ins')) for path in paths)
-    student_weights, teacher_weights = (
-        load_backbone_state_dict(path) for path in paths)
-    network = MODELS.build(teacher_cfg.network)
-    assert load_state_dict_strict(network, teacher_weights) == len(
-        network.state_dict())
-    # independent random draws, not one file twice
-    assert not torch.equal(student_weights['layers.0.attn.qkv.weight'],
-                           teacher_weights['layers.0.attn.qkv.weight'])
 
 
 SDAE_VARIANTS = {

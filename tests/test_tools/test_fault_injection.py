@@ -5,16 +5,23 @@ The runs use the MAE demo config on tiny data with the shipped loader
 settings (2 persistent workers), 4 iterations per epoch, a checkpoint each
 epoch and ``max_keep_ckpts=1``, the setting in which MMEngine loses the
 last good checkpoint.
+
+The runs that are killed, and their resumption, are ``tools/train.py``
+processes; the others (no process dies) run the same tool's ``main``
+in-process. All of them use one intra-op thread, so that in-process and
+subprocess weights compare bit for bit.
 """
 import os.path as osp
+import sys
 
 import pytest
 import torch
 
 from mmmoma.utils.checkpoint_files import is_complete_checkpoint
 
+from . import fault_hooks
 from .fault_hooks import KILLED
-from .utils import MAE_DEMO, pretrain_overrides, python, run
+from .utils import MAE_DEMO, pretrain_overrides, python, run, train_in_process
 
 HERE = osp.dirname(osp.abspath(__file__))
 EPOCHS = 3
@@ -27,9 +34,20 @@ def options(data_root, *extra):
 
 
 def train(config, work_dir, opts, extra=()):
+    """A ``tools/train.py`` process (one thread)."""
     return run([python(), 'tools/train.py', str(config), '--work-dir',
                 str(work_dir), *extra, '--cfg-options', *opts],
-               env={'PYTHONPATH': HERE})
+               env={'PYTHONPATH': HERE, 'OMP_NUM_THREADS': '1'})
+
+
+def train_here(config, work_dir, opts, extra=(), sys_path=()):
+    """``tools/train.py``'s ``main`` in this process (one thread); returns
+    the logged text, raises what the run raises."""
+    # the configs' custom_imports of 'fault_hooks': the module this test
+    # imported (its hooks are registered once)
+    sys.modules.setdefault('fault_hooks', fault_hooks)
+    return train_in_process(config, work_dir, opts, extra=extra, threads=1,
+                            sys_path=[HERE, *sys_path])
 
 
 def with_hooks(tmp_path, name, hooks, default_hooks=''):
@@ -58,8 +76,7 @@ def uninterrupted(tmp_path_factory, tiny_image_folder):
     work = tmp_path_factory.mktemp('uninterrupted')
     opts = options(tiny_image_folder,
                    'default_hooks.checkpoint.max_keep_ckpts=10')
-    proc = train(MAE_DEMO, work, opts)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    train_here(MAE_DEMO, work, opts)
     return {epoch: state_dict(work / f'epoch_{epoch}.pth')
             for epoch in range(1, EPOCHS + 1)}
 
@@ -80,10 +97,11 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(
     config = with_hooks(tmp_path, 'nan',
                         "dict(type='NaNLossAtIterHook', iteration=6)")
     work = tmp_path / 'work'
-    proc = train(config, work, options(tiny_image_folder))
-    assert proc.returncode != 0
-    assert 'NonFiniteTrainingError: non-finite loss at iteration 6 ' \
-        '(epoch 2): loss=nan' in proc.stderr
+    with pytest.raises(Exception) as error:
+        train_here(config, work, options(tiny_image_folder))
+    assert type(error.value).__name__ == 'NonFiniteTrainingError'
+    assert str(error.value).startswith(
+        'non-finite loss at iteration 6 (epoch 2): loss=nan')
     assert sorted(p.name for p in work.glob('*.pth')) == ['epoch_1.pth']
     assert pointer(work) == str(work / 'epoch_1.pth')
     saved = state_dict(work / 'epoch_1.pth')
@@ -100,23 +118,22 @@ def test_nan_steps_are_skipped_up_to_max_skipped_steps(
     config = with_hooks(tmp_path, 'skip',
                         "dict(type='NaNLossAtIterHook', iteration=9)")
     work = tmp_path / 'skip4'
-    proc = train(config, work, options(
+    log = train_here(config, work, options(
         tiny_image_folder,
         'default_hooks.non_finite_guard.max_skipped_steps=4'))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    log = proc.stdout + proc.stderr
     for count, iteration in enumerate((9, 10, 11, 12), 1):
         assert f'non-finite loss at iteration {iteration} (epoch 3): ' \
             f'loss=nan; optimizer step skipped ({count} of ' \
             'max_skipped_steps=4)' in log
     assert_same(uninterrupted[2], state_dict(work / 'epoch_3.pth'))
 
-    proc = train(config, tmp_path / 'skip3', options(
-        tiny_image_folder,
-        'default_hooks.non_finite_guard.max_skipped_steps=3'))
-    assert proc.returncode != 0
-    assert 'non-finite loss at iteration 12 (epoch 3)' in proc.stderr
-    assert '3 step(s) skipped so far' in proc.stderr
+    with pytest.raises(Exception) as error:
+        train_here(config, tmp_path / 'skip3', options(
+            tiny_image_folder,
+            'default_hooks.non_finite_guard.max_skipped_steps=3'))
+    assert type(error.value).__name__ == 'NonFiniteTrainingError'
+    assert 'non-finite loss at iteration 12 (epoch 3)' in str(error.value)
+    assert '3 step(s) skipped so far' in str(error.value)
 
 
 # ------------------------------------------------- kills during saving
@@ -167,11 +184,11 @@ def test_kill_during_a_save_then_resume_from_the_newest_good_checkpoint(
 def test_resume_from_a_partial_file_names_it(tmp_path, tiny_image_folder):
     partial = tmp_path / 'epoch_2.pth'
     partial.write_bytes(b'PK\x03\x04' + b'\0' * 100)
-    proc = train(MAE_DEMO, tmp_path / 'work', options(tiny_image_folder),
-                 extra=['--resume', str(partial)])
-    assert proc.returncode != 0
+    with pytest.raises(Exception) as error:
+        train_here(MAE_DEMO, tmp_path / 'work', options(tiny_image_folder),
+                   extra=['--resume', str(partial)])
     assert f'--resume {partial}: the checkpoint is truncated or not a ' \
-        'torch.save file' in proc.stderr
+        'torch.save file' in str(error.value)
 
 
 def test_non_finite_weights_are_never_saved(tmp_path, tiny_image_folder):
@@ -198,12 +215,12 @@ def test_non_finite_weights_are_never_saved(tmp_path, tiny_image_folder):
         'allow_failed_imports=False)\n'
         "custom_hooks = _base_.custom_hooks + [dict(type='PoisonHook')]\n")
     work = tmp_path / 'work'
-    proc = run([python(), 'tools/train.py', str(config), '--work-dir',
-                str(work), '--cfg-options', *options(tiny_image_folder)],
-               env={'PYTHONPATH': f'{HERE}:{tmp_path}'})
-    assert proc.returncode != 0
-    assert 'refusing to save a checkpoint' in proc.stderr
-    assert '(backbone.cls_token)' in proc.stderr
+    with pytest.raises(Exception) as error:
+        train_here(config, work, options(tiny_image_folder),
+                   sys_path=[tmp_path])
+    assert type(error.value).__name__ == 'NonFiniteTrainingError'
+    assert 'refusing to save a checkpoint' in str(error.value)
+    assert '(backbone.cls_token)' in str(error.value)
     assert sorted(p.name for p in work.glob('*.pth*')) == ['epoch_2.pth']
     assert pointer(work) == str(work / 'epoch_2.pth')
     assert torch.isfinite(

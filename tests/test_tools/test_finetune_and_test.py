@@ -1,8 +1,15 @@
-"""Pre-train -> fine-tune (StrictPretrained) -> tools/test.py, on tiny data."""
+"""Pre-train -> fine-tune (StrictPretrained) -> tools/test.py, on tiny data.
+
+Pre-training and fine-tuning run tools/train.py's ``main`` in-process;
+tools/test.py runs as a command, as a user would.
+"""
 import json
 import re
 
-from .utils import FINETUNE_DEMO, MAE_DEMO, pretrain_overrides, python, run
+import pytest
+
+from .utils import (FINETUNE_DEMO, MAE_DEMO, pretrain_overrides, python, run,
+                    train_in_process)
 
 
 def finetune_overrides(data_root):
@@ -18,18 +25,14 @@ def finetune_overrides(data_root):
 
 
 def test_pretrain_finetune_and_test(tmp_path, tiny_image_folder):
-    pre = run([python(), 'tools/train.py', MAE_DEMO, '--work-dir',
-               str(tmp_path / 'pre'), '--cfg-options',
-               *pretrain_overrides(tiny_image_folder)])
-    assert pre.returncode == 0, pre.stderr[-3000:]
+    train_in_process(MAE_DEMO, tmp_path / 'pre',
+                     pretrain_overrides(tiny_image_folder))
     checkpoint = tmp_path / 'pre' / 'epoch_1.pth'
 
-    ft = run([python(), 'tools/train.py', FINETUNE_DEMO, '--work-dir',
-              str(tmp_path / 'ft'), '--cfg-options',
-              f'model.backbone.init_cfg.checkpoint={checkpoint}',
-              *finetune_overrides(tiny_image_folder)])
-    log = ft.stdout + ft.stderr
-    assert ft.returncode == 0, log[-3000:]
+    log = train_in_process(
+        FINETUNE_DEMO, tmp_path / 'ft',
+        [f'model.backbone.init_cfg.checkpoint={checkpoint}',
+         *finetune_overrides(tiny_image_folder)])
     loaded = re.search(r'StrictPretrained: loaded (\d+) tensors', log)
     assert loaded and int(loaded.group(1)) > 10
     assert 'accuracy/top1' in log
@@ -51,9 +54,10 @@ def test_finetune_from_wrong_checkpoint_fails_naming_keys(
     import torch
     torch.save({'state_dict': {'backbone.cls_token': torch.zeros(1, 1, 128)},
                 'meta': {}}, bogus)
-    ft = run([python(), 'tools/train.py', FINETUNE_DEMO, '--work-dir',
-              str(tmp_path / 'ft'), '--cfg-options',
-              f'model.backbone.init_cfg.checkpoint={bogus}',
-              *finetune_overrides(tiny_image_folder)])
-    assert ft.returncode != 0
-    assert 'pos_embed' in ft.stderr and 'missing' in ft.stderr.lower()
+    with pytest.raises(Exception) as error:
+        train_in_process(
+            FINETUNE_DEMO, tmp_path / 'ft',
+            [f'model.backbone.init_cfg.checkpoint={bogus}',
+             *finetune_overrides(tiny_image_folder)])
+    message = str(error.value)
+    assert 'pos_embed' in message and 'missing' in message.lower()

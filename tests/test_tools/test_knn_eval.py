@@ -12,10 +12,9 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmmoma.datasets import make_digit_scenes
+from mmmoma.checkpoints import CheckpointFormatError, CheckpointMismatchError
 from mmmoma.evaluation import extract_raw_pixel_features, weighted_knn_top1
-from mmmoma.models.utils.checkpoint_formats import (CheckpointFormatError,
-                                                    CheckpointMismatchError)
+from tools.dataset_converters.digit_scenes import make_digit_scenes
 
 from ..helpers import MEAN, STD, folder_loader, tiny_mae_config
 from .utils import PROGRESS_BAR

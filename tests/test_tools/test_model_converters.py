@@ -20,15 +20,13 @@ from mmpretrain.models import VisionTransformer
 from timm.models.vision_transformer import VisionTransformer as TimmViT
 from torch import nn
 
-from mmmoma.models.utils.checkpoint_formats import (CheckpointFormatError,
-                                                    load_backbone_state_dict,
-                                                    load_state_dict_strict)
+from mmmoma.checkpoints import (CheckpointFormatError,
+                                load_backbone_state_dict,
+                                load_state_dict_strict)
 
-from ..test_models.test_utils.test_moby_format import (SWIN_CONFIGS,
-                                                       mmpretrain_swin,
-                                                       moby_release,
-                                                       timm_features,
-                                                       timm_swin)
+from ..test_checkpoints.test_moby_format import (SWIN_CONFIGS, mmpretrain_swin,
+                                                 moby_release, timm_features,
+                                                 timm_swin)
 from .utils import PROGRESS_BAR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,8 @@ import pytest
 
 from mmmoma.visualization.curves import plot_runs, read_run
 
-from .utils import MMOCO_DEMO, REPO_ROOT, pretrain_overrides, python, run
+from .utils import (MMOCO_DEMO, REPO_ROOT, load_tool, pretrain_overrides,
+                    python, run, train_in_process)
 
 SCRIPT = os.path.join(REPO_ROOT, 'tools', 'analysis', 'plot_curves.py')
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
@@ -35,12 +36,9 @@ def trained_work_dir(tmp_path_factory, tiny_image_folder):
         f'         val_dataloader={knn_loader!r}, k=3),\n'
         ']\n')
     work_dir = root / 'mmoco_run'
-    proc = run([python(), 'tools/train.py', str(config), '--work-dir',
-                str(work_dir), '--cfg-options',
-                *pretrain_overrides(tiny_image_folder, max_epochs=2,
-                                    batch_size=4)],
-               env=dict(OMP_NUM_THREADS='1'))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    train_in_process(config, work_dir,
+                     pretrain_overrides(tiny_image_folder, max_epochs=2,
+                                        batch_size=4), threads=1)
     return work_dir
 
 
@@ -103,8 +101,9 @@ def test_figure_axes_carry_the_logged_curves(trained_work_dir, tmp_path):
     assert all(0 < m <= 1 for m in momentum.get_ydata())
 
 
-def test_names_must_match_the_work_dirs(trained_work_dir):
-    proc = run([python(), SCRIPT, str(trained_work_dir), '--names', 'a',
-                'b'])
-    assert proc.returncode != 0
-    assert '--names: 2 names for 1 work dirs' in proc.stderr
+def test_names_must_match_the_work_dirs(trained_work_dir, capsys):
+    tool = load_tool(SCRIPT)
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main([str(trained_work_dir), '--names', 'a', 'b'])
+    assert exit_info.value.code != 0
+    assert '--names: 2 names for 1 work dirs' in capsys.readouterr().err

@@ -11,8 +11,7 @@ from mmengine.registry import DefaultScope, init_default_scope
 from mmpretrain.registry import MODELS
 from mmseg.registry import MODELS as SEG_MODELS
 
-from mmmoma.models.utils.checkpoint_formats import (CheckpointFormatError,
-                                                    CheckpointMismatchError)
+from mmmoma.checkpoints import CheckpointFormatError, CheckpointMismatchError
 
 from .utils import (FINETUNE_DEMO, MMOCO_DEMO, PROGRESS_BAR, REPO_ROOT,
                     SDAE_DEMO, load_tool, python, run)
@@ -43,8 +42,11 @@ def build_pretrainer(config):
 
 
 def save_training_checkpoint(model, path):
-    torch.save({'state_dict': model.state_dict(),
-                'meta': {'epoch': 3, 'iter': 30}}, path)
+    """As a Runner saves it: TeacherEMAHook adds the momentum target."""
+    meta = {'epoch': 3, 'iter': 30}
+    if hasattr(model, 'momentum_target'):
+        meta['momentum_target'] = model.momentum_target.describe()
+    torch.save({'state_dict': model.state_dict(), 'meta': meta}, path)
     return path
 
 

@@ -1,9 +1,10 @@
 """The demo's UperNet segmentation transfer, end to end on tiny data.
 
 tools/train.py trains the mmseg config and evaluates it with mmseg's
-IoUMetric; tools/test.py evaluates the saved checkpoint again; the
-run_demo helpers go from a pre-training checkpoint through the checkpoint
-bridge to a fine-tuned mIoU.
+IoUMetric; tools/test.py evaluates the saved checkpoint again (both tools'
+``main`` in-process); the run_demo helpers go from a pre-training
+checkpoint through the checkpoint bridge to a fine-tuned mIoU (their
+command-line tools in subprocesses, as the demo runs them).
 """
 import json
 import math
@@ -14,10 +15,11 @@ import re
 import pytest
 import torch
 
-from mmmoma.datasets.digit_scenes import SEG_CLASS_NAMES, make_digit_scenes_seg
 from mmmoma.models.backbones import MaskedViT
+from tools.dataset_converters.digit_scenes import (SEG_CLASS_NAMES,
+                                                   make_digit_scenes_seg)
 
-from .utils import REPO_ROOT, load_tool, python, run
+from .utils import REPO_ROOT, evaluate_in_process, load_tool, train_in_process
 
 run_demo = load_tool(osp.join(REPO_ROOT, 'tools', 'run_demo.py'))
 
@@ -54,14 +56,9 @@ def per_class_iou(log):
 def test_upernet_demo_trains_and_evaluates_with_mmseg_iou(
         tmp_path, tiny_seg_set):
     work_dir = tmp_path / 'train'
-    env = dict(OMP_NUM_THREADS='1')
-    train = run([
-        python(), 'tools/train.py', run_demo.SEG_CONFIG, '--work-dir',
-        str(work_dir), '--cfg-options', 'model.backbone.init_cfg=None',
-        *shrink(tiny_seg_set)
-    ], env=env)
-    log = train.stdout + train.stderr
-    assert train.returncode == 0, log[-3000:]
+    log = train_in_process(
+        run_demo.SEG_CONFIG, work_dir,
+        ['model.backbone.init_cfg=None', *shrink(tiny_seg_set)], threads=1)
     # mmseg's IoUMetric: one row per class, the background included
     # (reduce_zero_label=False), and mIoU = mean IoU of the classes present
     ious = per_class_iou(log)
@@ -76,14 +73,10 @@ def test_upernet_demo_trains_and_evaluates_with_mmseg_iou(
 
     # tools/test.py on the saved checkpoint: the same weights, the same mIoU
     out = tmp_path / 'metrics.json'
-    test = run([
-        python(), 'tools/test.py', run_demo.SEG_CONFIG,
-        str(work_dir / 'iter_3.pth'), '--work-dir',
-        str(tmp_path / 'test'), '--out',
-        str(out), '--cfg-options', 'model.backbone.init_cfg=None',
-        *shrink(tiny_seg_set)
-    ], env=env)
-    assert test.returncode == 0, (test.stdout + test.stderr)[-3000:]
+    evaluate_in_process(
+        run_demo.SEG_CONFIG, work_dir / 'iter_3.pth', tmp_path / 'test',
+        ['model.backbone.init_cfg=None', *shrink(tiny_seg_set)],
+        extra=['--out', out], threads=1)
     assert json.loads(out.read_text())['mIoU'] == pytest.approx(
         logged, abs=1e-4)
 

@@ -1,14 +1,21 @@
-"""Resume after a kill reproduces the uninterrupted run exactly (CPU), for
-each method, with the shipped loader settings (2 workers,
+"""Resume after an interruption reproduces the uninterrupted run exactly
+(CPU), for each method, with the shipped loader settings (2 workers,
 ``persistent_workers=True``): python / numpy / torch states of the main
 process come from the checkpoint, and the workers are seeded per epoch
-(``RNGStateHook``)."""
+(``RNGStateHook``).
+
+The MAE test kills a ``tools/train.py`` process and resumes in another
+process, as a user would; the other methods run the same tool in-process
+(``tools/train.py``'s ``main``, isolated from each other), interrupted by a
+hook that raises after the epoch checkpoint is saved.
+"""
 import os.path as osp
 
+import pytest
 import torch
 
 from .utils import (MAE_DEMO, MIMCO_DEMO, MMOCO_DEMO, REPO_ROOT, SDAE_DEMO,
-                    pretrain_overrides, python, run)
+                    pretrain_overrides, python, run, train_in_process)
 
 MOMA_DEMO = osp.join(
     REPO_ROOT, 'configs', 'demo',
@@ -28,7 +35,8 @@ def weights(path):
 
 
 def kill_and_resume(config, tmp_path, options):
-    """Train 4 epochs; train again, killed after epoch 2, then --resume.
+    """Train 4 epochs; train again, killed after epoch 2, then --resume
+    (three ``tools/train.py`` processes).
 
     Returns:
         tuple[dict, dict, dict]: state dicts of the uninterrupted epoch 4,
@@ -60,6 +68,42 @@ def kill_and_resume(config, tmp_path, options):
             weights(work / 'epoch_4.pth'), weights(work / 'epoch_2.pth'))
 
 
+def interrupt_and_resume(config, tmp_path, options):
+    """:func:`kill_and_resume` in this process: train 4 epochs; train
+    again, interrupted after epoch 2 (a hook raises once the epoch's
+    checkpoint is saved), then --resume; one thread (tiny models).
+
+    Returns:
+        tuple[dict, dict, dict]: as :func:`kill_and_resume`.
+    """
+    def train_here(cfg, work_dir, extra=()):
+        return train_in_process(cfg, work_dir, options, extra=extra,
+                                threads=1, sys_path=[HERE])
+
+    train_here(config, tmp_path / 'full')
+
+    # Same config, plus a hook that interrupts training after epoch 2.
+    interrupted_cfg = tmp_path / 'interrupted.py'
+    interrupted_cfg.write_text(
+        f"_base_ = [{config!r}]\n"
+        "custom_imports = dict(imports=['mmmoma', 'exit_hook'], "
+        "allow_failed_imports=False)\n"
+        "custom_hooks = _base_.custom_hooks + "
+        "[dict(type='RaiseAfterEpochHook', epoch=2)]\n")
+    work = tmp_path / 'resumed'
+    with pytest.raises(RuntimeError,
+                       match='training interrupted after epoch 2'):
+        train_here(interrupted_cfg, work)
+    assert osp.exists(work / 'epoch_2.pth')
+    assert not osp.exists(work / 'epoch_3.pth')
+
+    log = train_here(config, work, extra=['--resume'])
+    assert 'resumed epoch: 2' in log.lower() or 'Load checkpoint from' in log
+
+    return (weights(tmp_path / 'full' / 'epoch_4.pth'),
+            weights(work / 'epoch_4.pth'), weights(work / 'epoch_2.pth'))
+
+
 def assert_same(want, got):
     assert want.keys() == got.keys()
     for key in want:
@@ -83,7 +127,7 @@ def test_sdae_resume_restores_the_ema_teacher_exactly(tmp_path,
     options = pretrain_overrides(tiny_image_folder, max_epochs=4,
                                  shipped_loader=True) + [
         'model.backbone.arch.num_layers=2', 'model.neck.decoder_depth=1']
-    want, got, mid = kill_and_resume(SDAE_DEMO, tmp_path, options)
+    want, got, mid = interrupt_and_resume(SDAE_DEMO, tmp_path, options)
     assert_same(want, got)
     assert int(mid['teacher_updates']) == 2
     assert int(want['teacher_updates']) == 4
@@ -95,12 +139,11 @@ def test_sdae_resume_restores_the_ema_teacher_exactly(tmp_path,
 
 
 def test_mimco_resume_restores_queues_and_momentum_projectors(
-        tmp_path, tiny_image_folder, tiny_arch, monkeypatch):
+        tmp_path, tiny_image_folder, tiny_arch):
     """MimCo's key queues (keys and write pointers) and its momentum
     projectors continue exactly after a kill; the frozen teacher is not in
     the checkpoints but rebuilt from its own file."""
     from mmmoma.models.backbones import MaskedViT
-    monkeypatch.setenv('OMP_NUM_THREADS', '1')  # tiny model: one thread
     vit = dict(img_size=32, patch_size=4, out_type='featmap')
     teacher = MaskedViT(arch=tiny_arch, **vit)
     teacher_ckpt = tmp_path / 'teacher.pth'
@@ -125,22 +168,22 @@ def test_mimco_resume_restores_queues_and_momentum_projectors(
                 'model.image_projector.out_channels=16',
                 'model.image_predictor.hid_channels=32']
 
-    want, got, mid = kill_and_resume(MIMCO_DEMO, tmp_path, options)
+    want, got, mid = interrupt_and_resume(MIMCO_DEMO, tmp_path, options)
     assert_same(want, got)
     assert not [key for key in want if key.startswith('teacher.')]
     steps_per_epoch = 16 // batch_size
     for prefix in ('patch', 'image'):
         # one batch of keys per step: 8 steps by epoch 2, 16 by epoch 4
         for epoch, state in ((2, mid), (4, want)):
-            assert int(state[f'{prefix}_queue.ptr']) == (
+            assert int(state[f'{prefix}_head.queue.ptr']) == (
                 epoch * steps_per_epoch * batch_size % queue_length)
-        assert int(mid[f'{prefix}_queue.ptr']) == 8
-        assert int(want[f'{prefix}_queue.ptr']) == 4
+        assert int(mid[f'{prefix}_head.queue.ptr']) == 8
+        assert int(want[f'{prefix}_head.queue.ptr']) == 4
         # the queue wrapped around: every slot was rewritten after epoch 2
-        assert not torch.isclose(mid[f'{prefix}_queue.keys'],
-                                 want[f'{prefix}_queue.keys']).all(1).any()
+        queue = f'{prefix}_head.queue.keys'
+        assert not torch.isclose(mid[queue], want[queue]).all(1).any()
         momentum = [key for key in want
-                    if key.startswith(f'{prefix}_momentum_projector.')]
+                    if key.startswith(f'{prefix}_head.momentum_projector.')]
         assert momentum
         # the momentum projector moved between epoch 2 and 4
         assert any(not torch.equal(mid[key], want[key]) for key in momentum
@@ -148,11 +191,10 @@ def test_mimco_resume_restores_queues_and_momentum_projectors(
 
 
 def test_mmoco_resume_restores_the_momentum_encoder_exactly(
-        tmp_path, tiny_image_folder, tiny_arch, monkeypatch):
+        tmp_path, tiny_image_folder, tiny_arch):
     """M-MoCo's momentum encoder (updated every iteration by
     TeacherEMAHook) and the random chunk shuffles continue exactly after a
     kill."""
-    monkeypatch.setenv('OMP_NUM_THREADS', '1')  # tiny model: one thread
     options = pretrain_overrides(tiny_image_folder, max_epochs=4,
                                  shipped_loader=True) + [
         f'model.backbone.arch.{key}={value}'
@@ -160,7 +202,7 @@ def test_mmoco_resume_restores_the_momentum_encoder_exactly(
     ] + ['model.neck.hid_channels=32', 'model.neck.out_channels=16',
          'model.predictor.hid_channels=32',
          'custom_hooks.2.interval=1']  # the kappa monitor every iteration
-    want, got, mid = kill_and_resume(MMOCO_DEMO, tmp_path, options)
+    want, got, mid = interrupt_and_resume(MMOCO_DEMO, tmp_path, options)
     assert_same(want, got)
     momentum_keys = [key for key in want
                      if key.startswith('momentum_encoder.')]
@@ -176,15 +218,13 @@ def test_mmoco_resume_restores_the_momentum_encoder_exactly(
     assert not torch.equal(online, target)
 
 
-def test_moma_resume_matches_uninterrupted(tmp_path, tiny_image_folder,
-                                           monkeypatch):
+def test_moma_resume_matches_uninterrupted(tmp_path, tiny_image_folder):
     """MOMA: the student (initialised from a file), its projector and the
     random masks continue exactly; the frozen teacher is rebuilt from its
     own file and never saved."""
     from mmengine.config import Config
 
     from mmmoma.models.backbones import MaskedViT
-    monkeypatch.setenv('OMP_NUM_THREADS', '1')  # tiny model: one thread
     vit = dict(Config.fromfile(MOMA_DEMO).tiny_vit)
     vit.pop('type')
     checkpoint = tmp_path / 'vit.pth'
@@ -195,7 +235,7 @@ def test_moma_resume_matches_uninterrupted(tmp_path, tiny_image_folder,
                                  shipped_loader=True) + [
         f'model.teachers.mae.teacher.checkpoint={checkpoint}',
         f'model.backbone.init_cfg.checkpoint={checkpoint}']
-    want, got, mid = kill_and_resume(MOMA_DEMO, tmp_path, options)
+    want, got, mid = interrupt_and_resume(MOMA_DEMO, tmp_path, options)
     assert_same(want, got)
     assert not [key for key in want if key.startswith('teachers.')]
     student = [key for key in want if key.startswith('backbone.')]

@@ -10,7 +10,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmmoma.models.utils.token_selection import num_visible_tokens
+from mmmoma.models.masking.indices import num_visible_tokens
 from mmmoma.visualization import MASKED, VISIBLE
 
 from ..test_configs.cifar_stand_in import write_cifar_stand_in
@@ -39,7 +39,7 @@ def tool():
 @pytest.fixture(scope='module')
 def data_roots(tmp_path_factory, tiny_image_folder, imagenet_stand_in):
     """Stand-in data for every dataset class the configs use."""
-    from mmmoma.datasets.digit_scenes import make_digit_scenes_seg
+    from tools.dataset_converters.digit_scenes import make_digit_scenes_seg
     root = tmp_path_factory.mktemp('masking_stand_ins')
     make_digit_scenes_seg(str(root / 'digit_seg'), num_train=2, num_val=1,
                           show_progress=False)
@@ -68,8 +68,8 @@ def stand_in_options(path: str, data_roots: dict) -> dict:
 
 def test_every_config_is_covered():
     families = {config_id(path).split(os.sep)[0] for path in CONFIGS}
-    assert families == {'benchmarks', 'demo', 'mimco', 'mmoco', 'moma',
-                        'sdae'}
+    assert families == {'benchmarks', 'demo', 'mimco', 'mix', 'mmoco',
+                        'moma', 'sdae'}
     assert len(CONFIGS) >= 60
 
 
@@ -89,7 +89,14 @@ def test_masking_picture_of_every_config(path, tool, data_roots, tmp_path):
                                              IMG_SIZE)
     model = Config.fromfile(path).model
     algorithm = figure.algorithm
-    if algorithm in ('MOMA', 'MAE'):
+    if model.get('mask_generator') is not None:  # configs/mix
+        # the generator's plan: the same patch counts for every image
+        student = figure.panels[1]
+        assert student.roles is not None
+        seen = (student.roles != MASKED).flatten(1).sum(1)
+        assert len(set(seen.tolist())) == 1 and 0 < seen[0] <= (
+            IMG_SIZE // 4)**2
+    elif algorithm in ('MOMA', 'MAE'):
         grid = (IMG_SIZE // 16 if 'p16' in path else IMG_SIZE // 4)**2
         if algorithm == 'MOMA':  # MOMA's default mask ratio is 0.9
             keep = num_visible_tokens(grid, model.get('mask_ratio', 0.9))
@@ -113,10 +120,12 @@ def test_masking_picture_of_every_config(path, tool, data_roots, tmp_path):
             assert online.num_groups == num_chunks
             assert int((online.roles == VISIBLE).sum()) == 0
     elif algorithm == 'MimCo':
-        roles = figure.panels[1].roles
-        # Table 11's row without masking (mask_ratio 0) masks no cell
-        assert set(roles.unique().tolist()) == ({VISIBLE} if model.get(
-            'mask_ratio', 0.6) == 0 else {MASKED, VISIBLE})
+        student = figure.panels[1]
+        if model.get('mask_ratio', 0.6) == 0:
+            # Table 11's row without masking masks no cell: the whole image
+            assert student.roles is None and 'full image' in student.title
+        else:
+            assert set(student.roles.unique().tolist()) == {MASKED, VISIBLE}
     else:  # MoCo v3, fine-tuning, segmentation: whole images
         assert all(panel.roles is None for panel in figure.panels)
         assert algorithm in ('MoCoV3', 'ImageClassifier', 'EncoderDecoder')

@@ -1,6 +1,7 @@
-"""The masking pictures: roles come from the models' own masking methods
-(the ones ``loss`` calls), every patch gets exactly one role, and the
-colour map has one colour per fold / chunk."""
+"""The masking pictures: roles come from the models' own mask generators
+(the ones ``loss`` calls, through the ``encoder_inputs`` protocol), every
+patch gets exactly one role, and the colour map has one colour per fold /
+chunk."""
 import os.path as osp
 
 import numpy as np
@@ -9,11 +10,11 @@ import torch
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
+from mmmoma.models.masking.indices import num_visible_tokens
 from mmmoma.models.utils.frozen_teacher import teachers_without_weights
-from mmmoma.models.utils.token_selection import num_visible_tokens
 from mmmoma.visualization import (MASKED, VISIBLE, Panel, group_colours,
                                   masking_panels, patch_roles,
-                                  render_masking_figure, supported_models)
+                                  render_masking_figure)
 from mmmoma.visualization.masking import (MASKED_GREY, TINT, compose_panel,
                                           legend_entries)
 
@@ -78,9 +79,8 @@ def test_sdae_fold_panel_every_patch_one_role(num_folds):
         group_colours(teacher.num_groups))
     assert teacher.group_name == 'fold'
     # the same generator state gives the model's own split
-    split, tokens = model.sample_tokens(BATCH, 64,
-                                        generator=torch.Generator()
-                                        .manual_seed(1))
+    plan = model.mask_generator(BATCH, (8, 8),
+                                generator=torch.Generator().manual_seed(1))
     num_keep = num_visible_tokens(64, model.mask_ratio)
     fold_size = (64 - num_keep) // num_folds
     roles = teacher.roles.flatten(1)
@@ -90,31 +90,33 @@ def test_sdae_fold_panel_every_patch_one_role(num_folds):
                            fold + 1).tolist() == [fold_size] * BATCH
         for b in range(BATCH):
             assert set(torch.nonzero(roles[b] == fold + 1).flatten()
-                       .tolist()) == set(tokens.fold_ids[b, fold].tolist())
+                       .tolist()) == set(plan.targets[b, fold].tolist())
     left_out = 64 - num_keep - num_folds * fold_size
     assert roles_count(teacher.roles, MASKED).tolist() == [left_out] * BATCH
     for b in range(BATCH):
         assert set(torch.nonzero(roles[b] == VISIBLE).flatten().tolist()) \
-            == set(split.ids_keep[b].tolist())
+            == set(plan.visible_ids[b].tolist())
     # the student panel: the same visible patches, the rest masked
     student = figure.panels[1].roles
     assert torch.equal(student == VISIBLE, teacher.roles == VISIBLE)
     assert roles_count(student, MASKED).tolist() == [64 - num_keep] * BATCH
 
 
-def test_sdae_loss_draws_its_masks_with_sample_tokens(monkeypatch):
-    """The visualiser's method is the one the loss uses."""
+def test_sdae_loss_draws_its_masks_with_its_mask_generator(monkeypatch):
+    """The visualiser's generator is the one the loss uses."""
     model = demo_model('sdae_vit-tiny-p4_1xb128-100e_digit-scenes.py')
     calls = []
-    original = model.sample_tokens
+    original = model.mask_generator
 
     def spy(*args, **kwargs):
         calls.append(args)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(model, 'sample_tokens', spy)
+    monkeypatch.setattr(model, 'mask_generator', spy)
     model.loss(views()[0].float(), [])
-    assert calls and calls[0][:2] == (BATCH, 64)
+    masking_panels(model, views(), torch.Generator().manual_seed(1))
+    assert len(calls) == 2
+    assert calls[0][:2] == calls[1][:2] == (BATCH, (8, 8))
 
 
 @pytest.mark.parametrize('num_chunks,num_target_chunks', [(8, 1), (3, 4),
@@ -205,12 +207,17 @@ def test_mmpretrain_mae_uses_random_masking_and_keeps_global_rng():
         int(64 * (1 - model.backbone.mask_ratio))] * BATCH
 
 
-def test_unsupported_model_names_the_supported_ones():
-    with pytest.raises(TypeError, match='supported: .*MOMA.*SdAE'):
+def test_unsupported_model_names_the_protocol():
+    with pytest.raises(TypeError, match=r'encoder_inputs\(views, generator'):
         masking_panels(torch.nn.Linear(2, 2), views(),
                        torch.Generator())
-    assert {'MOMA', 'SdAE', 'MimCo', 'MaskedSiamese', 'MAE', 'MoCoV3',
-            'ImageClassifier', 'EncoderDecoder'} <= set(supported_models())
+
+
+def test_mmpretrain_mocov3_draws_both_views_whole():
+    model = demo_model('mocov3_vit-tiny-p4_1xb128-20e_digit-scenes.py')
+    figure = masking_panels(model, views(2), torch.Generator())
+    assert [panel.roles for panel in figure.panels] == [None] * 3
+    assert torch.equal(figure.panels[2].images, views(2)[1])
 
 
 def test_compose_panel_draws_roles():

@@ -11,9 +11,10 @@ already holds a complete set made with the same parameters (see its
 ``meta.json``); ``--force`` regenerates.
 """
 import argparse
+from typing import Callable
 
-from mmmoma.datasets.digit_scenes import (make_digit_scenes,
-                                          make_digit_scenes_seg)
+# This script's folder is first on sys.path: the package next to it.
+from digit_scenes import make_digit_scenes, make_digit_scenes_seg
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,31 +49,45 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def write_set(what: str, make: Callable[..., dict], out: str, num_train: int,
+              num_val: int, img_size: int, seed: int, force: bool) -> None:
+    """Write (or keep) one set and say so.
+
+    Args:
+        what (str): The set's name in the message.
+        make (Callable[..., dict]): Its writer, returning the meta.
+        out (str): Output folder.
+        num_train (int): Train images.
+        num_val (int): Val images.
+        img_size (int): Image side.
+        seed (int): Seed of the set.
+        force (bool): Regenerate an existing set.
+    """
+    meta = make(
+        out,
+        num_train=num_train,
+        num_val=num_val,
+        img_size=img_size,
+        seed=seed,
+        force=force)
+    # counts per split: per class (classification) or a number
+    counts = {
+        split: count if isinstance(count, int) else sum(count.values())
+        for split, count in meta['counts'].items()
+    }
+    action = 'kept existing' if meta['skipped'] else 'wrote'
+    print(f'{action} {what} in {out}: '
+          f"{counts['train']} train / {counts['val']} val images")
+
+
 def main() -> None:
     args = parse_args()
-    meta = make_digit_scenes(
-        args.out,
-        num_train=args.num_train,
-        num_val=args.num_val,
-        img_size=args.img_size,
-        seed=args.seed,
-        force=args.force)
-    counts = {split: sum(c.values()) for split, c in meta['counts'].items()}
-    action = 'kept existing' if meta['skipped'] else 'wrote'
-    print(f'{action} digit scenes in {args.out}: '
-          f"{counts['train']} train / {counts['val']} val images")
+    write_set('digit scenes', make_digit_scenes, args.out, args.num_train,
+              args.num_val, args.img_size, args.seed, args.force)
     if args.seg_out:
-        seg_meta = make_digit_scenes_seg(
-            args.seg_out,
-            num_train=args.seg_num_train,
-            num_val=args.seg_num_val,
-            img_size=args.seg_img_size,
-            seed=args.seed,
-            force=args.force)
-        action = 'kept existing' if seg_meta['skipped'] else 'wrote'
-        print(f'{action} digit segmentation scenes in {args.seg_out}: '
-              f"{seg_meta['counts']['train']} train / "
-              f"{seg_meta['counts']['val']} val images")
+        write_set('digit segmentation scenes', make_digit_scenes_seg,
+                  args.seg_out, args.seg_num_train, args.seg_num_val,
+                  args.seg_img_size, args.seed, args.force)
 
 
 if __name__ == '__main__':

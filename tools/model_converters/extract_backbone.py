@@ -16,8 +16,7 @@ neck, head or message-hub state. Use the output for fine-tuning with
 import argparse
 from typing import Optional, Sequence
 
-from mmmoma.models.utils.checkpoint_formats import \
-    convert_to_backbone_checkpoint
+from mmmoma.checkpoints import convert_to_backbone_checkpoint
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -11,13 +11,12 @@ dropped and reported) and writes ``{'state_dict': {mmpretrain keys}, 'meta':
 {source info}}``. Load the output into a backbone with
 ``init_cfg=dict(type='Pretrained', checkpoint=DST)`` (no prefix), or as a
 frozen teacher (``mmmoma.models.utils.FrozenTeacher``). The key mapping is in
-``mmmoma/models/utils/checkpoint_formats.py``.
+``mmmoma/checkpoints/timm_vit.py``.
 """
 import argparse
 from typing import Optional, Sequence
 
-from mmmoma.models.utils.checkpoint_formats import \
-    convert_to_backbone_checkpoint
+from mmmoma.checkpoints import convert_to_backbone_checkpoint
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

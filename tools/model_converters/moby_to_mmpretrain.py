@@ -18,13 +18,12 @@ dropped, ``relative_position_index`` checked) and writes ``{'state_dict':
 final norm is ``norm3``, so keep ``out_indices=(3, )``), e.g. as the
 ``network`` of a ``FrozenTeacher``; for ``SimMIMSwinTransformer`` pass
 ``allowed_missing=('mask_token',)``. The mapping is in
-``mmmoma/models/utils/checkpoint_formats.py``.
+``mmmoma/checkpoints/swin.py`` (the encoder split in ``moby.py``).
 """
 import argparse
 from typing import Optional, Sequence
 
-from mmmoma.models.utils.checkpoint_formats import \
-    convert_to_backbone_checkpoint
+from mmmoma.checkpoints import convert_to_backbone_checkpoint
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

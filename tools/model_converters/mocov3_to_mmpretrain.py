@@ -15,8 +15,7 @@ build it as mmpretrain ``VisionTransformer(arch='mocov3-small')``.
 import argparse
 from typing import Optional, Sequence
 
-from mmmoma.models.utils.checkpoint_formats import \
-    convert_to_backbone_checkpoint
+from mmmoma.checkpoints import convert_to_backbone_checkpoint
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

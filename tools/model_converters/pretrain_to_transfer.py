@@ -22,7 +22,7 @@ key is an error that names it.
 import argparse
 from typing import Optional, Sequence
 
-from mmmoma.models.utils.transfer import ENCODERS, export_transfer_backbones
+from mmmoma.checkpoints.transfer import ENCODERS, export_transfer_backbones
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -6,6 +6,7 @@ from mmpretrain.registry import HOOKS
 
 from mmmoma.evaluation.knn import (FEATURE_CHOICES, extract_features,
                                    weighted_knn_top1)
+from mmmoma.models.utils.validation import one_of
 from mmmoma.utils.rng import preserve_rng_state
 
 
@@ -72,9 +73,7 @@ class KNNEvalHook(Hook):
         if temperature <= 0:
             raise ValueError('KNNEvalHook.temperature must be > 0, got '
                              f'{temperature}')
-        if feature not in FEATURE_CHOICES:
-            raise ValueError(f'KNNEvalHook.feature must be one of '
-                             f'{FEATURE_CHOICES}, got {feature!r}')
+        one_of(feature, FEATURE_CHOICES, 'KNNEvalHook.feature')
         self.train_dataloader_cfg = train_dataloader
         self.val_dataloader_cfg = val_dataloader
         self.interval = interval

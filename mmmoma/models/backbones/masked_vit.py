@@ -22,7 +22,7 @@ from mmpretrain.models.utils import (build_2d_sincos_position_embedding,
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from ..utils.token_selection import gather_tokens
+from ..masking.indices import gather_tokens
 
 
 @MODELS.register_module()

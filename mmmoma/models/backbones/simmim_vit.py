@@ -11,7 +11,7 @@ import torch
 from mmpretrain.registry import MODELS
 from torch import Tensor, nn
 
-from ..utils.token_selection import split_prefix
+from ..masking.indices import split_prefix
 from .masked_vit import MaskedViT
 
 

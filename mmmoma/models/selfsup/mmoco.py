@@ -31,17 +31,17 @@ from math import prod
 from typing import Dict, List, NamedTuple, Optional, Union
 
 import torch
-from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from ..backbones.masked_vit import MaskedViT
 from ..losses.siamese import multi_query_byol_loss, multi_query_info_nce
+from ..masking import EncoderInput, ShuffledChunks, build_mask_generator
 from ..utils.config_fill import fill_channels
-from ..utils.momentum import check_unit_interval, cosine_momentum, ema_update_
-from ..utils.token_selection import gather_tokens, shuffled_chunks
+from ..utils.momentum import MomentumTarget, WithMomentumTarget
 from ..utils.von_mises_fisher import spherical_mean
+from .base import MaskedPretrainer
 
 
 class ChunkOutputs(NamedTuple):
@@ -81,7 +81,7 @@ def check_num_chunks(value: int, num_patches: int, name: str) -> int:
     return value
 
 
-class MaskedSiamese(BaseSelfSupervisor):
+class MaskedSiamese(WithMomentumTarget, MaskedPretrainer):
     """Chunked online encoder, momentum target encoder, n queries per key.
 
     The shared machinery of :class:`MaskedMoCoV3` and :class:`MaskedBYOL`,
@@ -97,10 +97,16 @@ class MaskedSiamese(BaseSelfSupervisor):
         predictor (dict): the predictor h, e.g. ``NormMLP`` (2 layers);
             ``in_channels`` and ``out_channels`` are filled in with the
             projector's ``out_channels`` (it predicts the key).
-        num_chunks (int): n, chunks of the online view (1 = full view).
-            Defaults to 8 (the paper's choice, §3.2).
-        num_target_chunks (int): m, chunks of the target view, combined by
-            the spherical mean (Eq. 4). Defaults to 1.
+        num_chunks (int, optional): n, chunks of the online view (1 = full
+            view): the default ``ShuffledChunks`` generator. Defaults to 8
+            (the paper's choice, §3.2).
+        num_target_chunks (int, optional): m, chunks of the target view,
+            combined by the spherical mean (Eq. 4). Defaults to 1.
+        mask_generator (dict, optional): any registered mask generator for
+            the online view instead of n chunks (its groups are the chunks;
+            ``num_chunks`` must then be left out), e.g. SimMIM blocks.
+        target_mask_generator (dict, optional): likewise for the target
+            view instead of m chunks.
         cross_attention (dict, optional): blocks between backbone and
             projector that pool the tokens into one vector, e.g.
             ``ClassAttentionBlocks`` (Table 3 "LN + CA"; ``embed_dims`` is
@@ -113,16 +119,14 @@ class MaskedSiamese(BaseSelfSupervisor):
         init_cfg (dict | list[dict], optional): init config.
     """
 
-    #: When ``TeacherEMAHook`` updates the momentum encoder (MoCo v3: every
-    #: iteration).
-    momentum_update = 'iter'
-
     def __init__(self,
                  backbone: dict,
                  neck: dict,
                  predictor: dict,
-                 num_chunks: int = 8,
-                 num_target_chunks: int = 1,
+                 num_chunks: Optional[int] = None,
+                 num_target_chunks: Optional[int] = None,
+                 mask_generator: Optional[dict] = None,
+                 target_mask_generator: Optional[dict] = None,
                  cross_attention: Optional[dict] = None,
                  base_momentum: float = 0.99,
                  end_momentum: float = 1.0,
@@ -156,24 +160,39 @@ class MaskedSiamese(BaseSelfSupervisor):
             raise ValueError(f'{name}.backbone needs a CLS token (every '
                              'chunk gets its own, §3.2); set '
                              'with_cls_token=True')
-        num_patches = prod(self.backbone.patch_resolution)
-        self.num_chunks = check_num_chunks(num_chunks, num_patches,
-                                           f'{name}.num_chunks')
-        self.num_target_chunks = check_num_chunks(num_target_chunks,
-                                                  num_patches,
-                                                  f'{name}.num_target_chunks')
+        grid = self.backbone.patch_resolution
+        for attr, given, default, generator_cfg, generator_field in (
+                ('num_chunks', num_chunks, 8, mask_generator,
+                 'mask_generator'),
+                ('num_target_chunks', num_target_chunks, 1,
+                 target_mask_generator, 'target_mask_generator')):
+            if given is not None:
+                check_num_chunks(given, prod(grid), f'{name}.{attr}')
+            built = build_mask_generator(
+                generator_cfg,
+                dict(type='ShuffledChunks',
+                     num_chunks=default if given is None else given,
+                     field=f'{name}.{attr}'), f'{name}.{generator_field}',
+                grid, {f'{name}.{attr}': given})
+            setattr(self, generator_field, built)
+            # n / m: the groups of the generator's plans (1 for a mask)
+            setattr(self, attr, built(
+                1, grid, generator=torch.Generator().manual_seed(0)
+            ).num_groups)
         self.predictor = MODELS.build(predictor)
         self.cross_attention = None if cross_attention is None else \
             MODELS.build(cross_attention)
-        self.base_momentum = check_unit_interval(base_momentum,
-                                                 f'{name}.base_momentum')
-        self.end_momentum = check_unit_interval(end_momentum,
-                                                f'{name}.end_momentum')
         self.momentum_encoder = nn.ModuleDict({
             part: copy.deepcopy(module)
             for part, module in self.online_encoder().items()
         })
-        self.momentum_encoder.requires_grad_(False)
+        # MoCo v3: the momentum encoder after every iteration
+        self.momentum_target = MomentumTarget(
+            self, {f'momentum_encoder.{part}': part
+                   for part in self.online_encoder()},
+            base_momentum, end_momentum, update='iter',
+            transfer_encoder='momentum_encoder.backbone')
+        self.momentum_target.freeze_averages()
         # set by ConcentrationMonitorHook: loss() then stores the chunk
         # representations (B', n, d) of both views in chunk_features
         self.record_chunk_features = False
@@ -192,52 +211,27 @@ class MaskedSiamese(BaseSelfSupervisor):
         self.update_teacher(0.0)
 
     # ------------------------------------------------------------------
-    # momentum encoder (driven by TeacherEMAHook)
-    # ------------------------------------------------------------------
-    def teacher_momentum(self, progress: float) -> float:
-        """The scheduled momentum m at ``progress`` = iter / max_iters."""
-        return cosine_momentum(self.base_momentum, self.end_momentum,
-                               progress)
-
-    @torch.no_grad()
-    def update_teacher(self, momentum: float) -> None:
-        """ξ ← m·ξ + (1 − m)·θ for every part of the momentum encoder.
-
-        Args:
-            momentum (float): m in [0, 1]; 0 copies the online encoder.
-        """
-        for part, module in self.online_encoder().items():
-            ema_update_(self.momentum_encoder[part], module, momentum)
-
-    # ------------------------------------------------------------------
     # chunked encoding
     # ------------------------------------------------------------------
-    def chunk_ids(self,
-                  batch_size: int,
-                  num_tokens: int,
-                  num_chunks: int,
-                  device: Optional[torch.device] = None,
-                  generator: Optional[torch.Generator] = None,
-                  field: str = 'num_chunks') -> Tensor:
-        """Shuffle each image's patches and cut them into ``num_chunks``
-        chunks (§3.2; see :func:`shuffled_chunks`).
-
-        Args:
-            batch_size (int): B.
-            num_tokens (int): N, patch tokens per image.
-            num_chunks (int): n (1: the full view, row-major).
-            device (torch.device, optional): device of the indices.
-            generator (torch.Generator, optional): draws the shuffle.
-            field (str): the config field errors name.
-
-        Returns:
-            Tensor: (B, n, N // n) patch indices; the ``N % n`` left-over
-            patches of the shuffle are in no chunk.
-        """
-        token_ids, _ = shuffled_chunks(batch_size, num_tokens, num_chunks,
-                                       f'{type(self).__name__}.{field}',
-                                       device, generator)
-        return token_ids
+    def encoder_inputs(self, views: List[Tensor],
+                       generator: torch.Generator) -> tuple:
+        """What each encoder sees (the masking visualiser's protocol)."""
+        if len(views) != 2:
+            raise ValueError(f'{type(self).__name__} needs two views, the '
+                             f'pipeline gives {len(views)}')
+        inputs = [
+            EncoderInput(title, view,
+                         self.plan(views[view], generator, mask_generator),
+                         group_name='chunk')
+            for title, view, mask_generator in (
+                ('online encoder, view 0', 0, self.mask_generator),
+                ('momentum encoder (target), view 1', 1,
+                 self.target_mask_generator))
+        ]
+        return inputs, [
+            f'online: {self.mask_generator!r}, target: '
+            f'{self.target_mask_generator!r}; the loss pairs view 0\'s '
+            "queries with view 1's keys and the other way round"]
 
     def encode_chunks(self,
                       images: Tensor,
@@ -245,36 +239,43 @@ class MaskedSiamese(BaseSelfSupervisor):
                       encoder: Optional[Dict[str, nn.Module]] = None,
                       generator: Optional[torch.Generator] = None,
                       field: str = 'num_chunks') -> ChunkOutputs:
-        """Encode each image as ``num_chunks`` independent token sequences.
+        """Encode each image as ``num_chunks`` shuffled chunks (see
+        :meth:`encode`; ``field`` is the config field errors name)."""
+        chunks = ShuffledChunks(num_chunks, f'{type(self).__name__}.{field}')
+        return self.encode(images, chunks, encoder, generator)
+
+    def encode(self,
+               images: Tensor,
+               mask_generator,
+               encoder: Optional[Dict[str, nn.Module]] = None,
+               generator: Optional[torch.Generator] = None) -> ChunkOutputs:
+        """Encode each image as the groups of ``mask_generator``'s plan
+        (n chunks), each an independent token sequence with its own CLS.
 
         Args:
             images (Tensor): (B, 3, H, W) one view.
-            num_chunks (int): n (1: the full view, row-major).
+            mask_generator: draws the chunks (``self.mask_generator`` or
+                ``self.target_mask_generator``).
             encoder (dict, optional): the parts to use (default: the online
                 encoder; ``self.momentum_encoder`` for keys).
             generator (torch.Generator, optional): draws the shuffle.
-            field (str): the config field errors name (``'num_chunks'`` or
-                ``'num_target_chunks'``).
 
         Returns:
             ChunkOutputs: chunk ids, tokens, rep and projections.
         """
         encoder = self.online_encoder() if encoder is None else encoder
         backbone = encoder['backbone']
-        tokens, patch_resolution = backbone.embed_patches(images)
-        batch_size = tokens.shape[0]
-        token_ids = self.chunk_ids(batch_size, tokens.shape[1], num_chunks,
-                                   tokens.device, generator, field)
-        tokens = backbone.encode(
-            gather_tokens(tokens, token_ids.flatten(1)), patch_resolution,
-            num_chunks)[-1]  # (B·n, 1 + L, C)
+        plan = self.plan(images, generator, mask_generator)
+        batch_size, num_chunks = plan.visible.shape[:2]
+        tokens = backbone(images, token_ids=plan.visible_ids,
+                          num_groups=num_chunks)[-1]  # (B·n, 1 + L, C)
         if 'cross_attention' in encoder:
             pooled = encoder['cross_attention'](tokens)
         else:
             pooled = tokens[:, 0]
         projection = encoder['neck'](pooled)
         rep = tokens[:, backbone.num_prefix_tokens:].mean(dim=1)
-        return ChunkOutputs(token_ids, tokens,
+        return ChunkOutputs(plan.visible, tokens,
                             rep.view(batch_size, num_chunks, -1),
                             projection.view(batch_size, num_chunks, -1))
 
@@ -289,12 +290,9 @@ class MaskedSiamese(BaseSelfSupervisor):
             Tensor: (B, D) keys (unnormalised for m = 1; the losses
             normalise).
         """
-        keys = self.encode_chunks(
-            images,
-            self.num_target_chunks,
-            self.momentum_encoder,
-            field='num_target_chunks').projection
-        if self.num_target_chunks == 1:
+        keys = self.encode(images, self.target_mask_generator,
+                           self.momentum_encoder).projection
+        if keys.shape[1] == 1:
             return keys[:, 0]
         return spherical_mean(keys, dim=1)
 
@@ -341,7 +339,7 @@ class MaskedSiamese(BaseSelfSupervisor):
                 if isinstance(inputs, (list, tuple)) else
                 f'{type(self).__name__} needs a list of two views, got a '
                 f'{type(inputs).__name__}')
-        online = [self.encode_chunks(view, self.num_chunks) for view in inputs]
+        online = [self.encode(view, self.mask_generator) for view in inputs]
         queries = [self.predict_queries(out.projection) for out in online]
         keys = [self.target_keys(view) for view in inputs]
         loss = self.pair_loss(queries[0], keys[1]) + \

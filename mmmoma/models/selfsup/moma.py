@@ -18,39 +18,24 @@ projector ``P`` shared by all teachers as Eq. 4 writes it
 from typing import Dict, List, Optional, Union
 
 import torch
-import torch.nn.functional as F
 from mmengine.model import ModuleDict
-from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
-from ..utils.token_selection import (TokenSplit, check_mask_ratio,
-                                     gather_tokens, random_token_split)
+from ..losses import smooth_l1_alignment
+from ..masking import (EncoderInput, MaskPlan, build_mask_generator,
+                       check_mask_ratio, gather_tokens, split_prefix,
+                       unfold_groups)
 from ..utils.validation import positive_float
+from .base import MaskedPretrainer
 
 ALIGN_MODES = ('cls', 'visible', 'both')
 WEIGHTING_MODES = ('fixed', 'uncertainty')
 
 
-def smooth_l1_alignment(prediction: Tensor, target: Tensor,
-                        beta: float) -> Tensor:
-    """Smooth L1 between projected student and teacher tokens (Eq. 3).
-
-    Args:
-        prediction (Tensor): (B, L, C) projector outputs P ∘ S(x ⊙ M).
-        target (Tensor): (B, L, C) normalised teacher features N ∘ T(x).
-        beta (float): Smooth L1 threshold (torch's ``beta``).
-
-    Returns:
-        Tensor: scalar, mean over tokens and channels.
-    """
-    return F.smooth_l1_loss(prediction, target.to(prediction.dtype),
-                            beta=beta)
-
-
 @MODELS.register_module()
-class MOMA(BaseSelfSupervisor):
+class MOMA(MaskedPretrainer):
     """MOMA knowledge distillation with any number of frozen teachers.
 
     Choices where the paper is silent (all configurable):
@@ -61,7 +46,10 @@ class MOMA(BaseSelfSupervisor):
       the visible tokens, averaged over all aligned tokens).
     * **Masking**: one random mask per student view and batch element, shared
       by the teachers paired with that view; ``int(N * (1 - mask_ratio))``
-      tokens stay visible, as MAE (19 of 196 at 0.9, 9 at 0.95).
+      tokens stay visible, as MAE (19 of 196 at 0.9, 9 at 0.95). Any other
+      registered generator through ``mask_generator`` (e.g. SimMIM blocks,
+      M-MoCo chunks: each group is encoded with its own CLS token, and
+      every group's CLS output is aligned with the teacher's CLS).
     * **Teacher weighting** (``teacher_weighting``): ``'fixed'`` uses each
       teacher's ``loss_weight`` (the paper's α, β); ``'uncertainty'`` learns
       them by homoscedastic uncertainty (the paper's suggested future work,
@@ -83,8 +71,12 @@ class MOMA(BaseSelfSupervisor):
             identity, only when the dimensions match). ``loss_weight`` must
             be a finite number > 0; checkpoint errors name the key
             ``model.teachers.<name>.teacher.checkpoint``.
-        mask_ratio (float): fraction of student tokens masked, in [0, 1).
-            Defaults to 0.9 (paper §4.1).
+        mask_ratio (float, optional): fraction of student tokens masked, in
+            [0, 1), of the default ``RandomTokenMask``. Defaults to 0.9
+            (paper §4.1).
+        mask_generator (dict, optional): any registered mask generator
+            (``mmmoma.models.masking``) instead; ``mask_ratio`` must then be
+            left out.
         align (str): tokens to align, one of ``ALIGN_MODES``.
         smooth_l1_beta (float): Smooth L1 ``beta``, a finite number > 0.
             Defaults to 1.0.
@@ -101,18 +93,24 @@ class MOMA(BaseSelfSupervisor):
     def __init__(self,
                  backbone: dict,
                  teachers: Dict[str, dict],
-                 mask_ratio: float = 0.9,
+                 mask_ratio: Optional[float] = None,
+                 mask_generator: Optional[dict] = None,
                  align: str = 'both',
                  smooth_l1_beta: float = 1.0,
                  teacher_weighting: str = 'fixed',
                  shared_projector: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
-        super().__init__(
-            backbone=backbone,
-            data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg)
-        self.mask_ratio = check_mask_ratio(mask_ratio, 'MOMA.mask_ratio')
+        super().__init__(backbone, data_preprocessor, init_cfg)
+        if mask_ratio is not None:
+            check_mask_ratio(mask_ratio, 'MOMA.mask_ratio')
+        self.mask_generator = build_mask_generator(
+            mask_generator,
+            dict(type='RandomTokenMask',
+                 mask_ratio=0.9 if mask_ratio is None else mask_ratio),
+            'MOMA.mask_generator', self.backbone.patch_resolution,
+            {'MOMA.mask_ratio': mask_ratio})
+        self.mask_ratio = getattr(self.mask_generator, 'mask_ratio', None)
         if align not in ALIGN_MODES:
             raise ValueError(f'MOMA.align must be one of {ALIGN_MODES}, '
                              f'got {align!r}')
@@ -214,30 +212,23 @@ class MOMA(BaseSelfSupervisor):
                     f'not match the {side} dim {dims}')
         return MODELS.build(cfg)
 
-    def extract_feat(self, inputs: Tensor) -> tuple:
-        """Student features of unmasked images (kNN, fine-tuning checks)."""
-        return self.backbone(inputs)
-
-    def student_split(self,
-                      batch_size: int,
-                      num_tokens: int,
-                      device: Optional[torch.device] = None,
-                      generator: Optional[torch.Generator] = None
-                      ) -> TokenSplit:
-        """The student's mask of one view: ``mask_ratio`` of the patches
-        hidden, a new random set per image (``x ⊙ M`` of Eq. 3).
-
-        Args:
-            batch_size (int): B.
-            num_tokens (int): N, patch tokens per image.
-            device (torch.device, optional): device of the indices.
-            generator (torch.Generator, optional): random generator.
-
-        Returns:
-            TokenSplit: visible ``ids_keep`` (B, N_keep) and masked ids.
-        """
-        return random_token_split(batch_size, num_tokens, self.mask_ratio,
-                                  device=device, generator=generator)
+    def encoder_inputs(self, views: List[Tensor],
+                       generator: torch.Generator) -> tuple:
+        """What each encoder sees (the masking visualiser's protocol)."""
+        inputs = []
+        for view in sorted(set(self.student_views.values())):
+            teachers = ', '.join(name for name, paired in
+                                 self.student_views.items() if paired == view)
+            inputs.append(EncoderInput(
+                f'student, view {view} (for {teachers})', view,
+                self.plan(views[view], generator), group_name='chunk'))
+        for view in sorted(set(self.teacher_views.values())):
+            teachers = ', '.join(name for name, paired in
+                                 self.teacher_views.items() if paired == view)
+            inputs.append(EncoderInput(
+                f'teachers ({teachers}): view {view}, full image', view))
+        return inputs, [f'mask_generator={self.mask_generator!r}; student '
+                        f'views {dict(self.student_views)}']
 
     def loss(self, inputs: Union[Tensor, List[Tensor]],
              data_samples: List[DataSample], **kwargs) -> Dict[str, Tensor]:
@@ -266,43 +257,51 @@ class MOMA(BaseSelfSupervisor):
         # Student: one random mask per view that some teacher is paired with.
         students = {}
         for view in sorted(set(self.student_views.values())):
-            tokens, resolution = self.backbone.embed_patches(views[view])
-            split = self.student_split(tokens.shape[0], tokens.shape[1],
-                                       tokens.device)
-            encoded = self.backbone.encode(
-                gather_tokens(tokens, split.ids_keep), resolution)[-1]
-            students[view] = (encoded, split.ids_keep)
+            plan = self.plan(views[view])
+            encoded = self.backbone(
+                views[view], token_ids=plan.visible_ids,
+                num_groups=plan.num_groups)[-1]  # (B * G, 1 + L, C)
+            students[view] = (encoded, plan)
 
         losses: Dict[str, Tensor] = {}
         for name, teacher in self.teachers.items():
             # (B, P + N, C_t), N ∘ T(x): the whole (unmasked) teacher view
             target = teacher(views[self.teacher_views[name]])[-1]
-            student, ids_keep = students[self.student_views[name]]
+            student, plan = students[self.student_views[name]]
             prediction = self.projectors[name](student)  # P ∘ S(x ⊙ M)
-            prediction, target = self._aligned(prediction, target, ids_keep)
+            prediction, target = self._aligned(prediction, target, plan)
             losses[name] = smooth_l1_alignment(prediction, target,
                                                self.smooth_l1_beta)
         return self._weighted(losses)
 
     def _aligned(self, prediction: Tensor, target: Tensor,
-                 ids_keep: Tensor) -> tuple:
+                 plan: MaskPlan) -> tuple:
         """Pick the token pairs to align according to ``self.align``.
 
         Args:
-            prediction (Tensor): (B, 1 + K, C) projected student tokens
-                (CLS first, then the K visible tokens in ``ids_keep`` order).
+            prediction (Tensor): (B * G, 1 + L, C) projected student tokens
+                of G groups (CLS first, then the group's visible tokens in
+                ``plan.visible`` order).
             target (Tensor): (B, 1 + N, C) teacher tokens (CLS first).
-            ids_keep (Tensor): (B, K) patch indices of the visible tokens.
+            plan (MaskPlan): the student's plan.
 
         Returns:
-            tuple[Tensor, Tensor]: matching (B, L, C) predictions / targets.
+            tuple[Tensor, Tensor]: matching (B, L', C) predictions / targets:
+            the G CLS outputs against the teacher's CLS, the G * L visible
+            tokens against the teacher's tokens at their patches.
         """
+        num_groups = plan.num_groups
+        cls, patches = split_prefix(prediction, 1)
+        cls = unfold_groups(cls, num_groups)  # (B, G, C)
+        patches = unfold_groups(patches, num_groups)  # (B, G * L, C)
+        target_cls = target[:, :1].expand(-1, num_groups, -1)
         if self.align == 'cls':
-            return prediction[:, :1], target[:, :1]
-        visible_target = gather_tokens(target[:, 1:], ids_keep)
+            return cls, target_cls
+        visible_target = gather_tokens(target[:, 1:], plan.visible_ids)
         if self.align == 'visible':
-            return prediction[:, 1:], visible_target
-        return prediction, torch.cat([target[:, :1], visible_target], dim=1)
+            return patches, visible_target
+        return (torch.cat([cls, patches], dim=1),
+                torch.cat([target_cls, visible_target], dim=1))
 
     def _weighted(self, losses: Dict[str, Tensor]) -> Dict[str, Tensor]:
         if self.weighting is None:

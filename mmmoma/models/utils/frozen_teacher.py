@@ -8,10 +8,9 @@ from mmengine.logging import MMLogger
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from .checkpoint_formats import (CheckpointFormatError,
-                                 CheckpointMismatchError,
-                                 load_backbone_weights, load_state_dict_strict,
-                                 with_context)
+from mmmoma.checkpoints import (CheckpointFormatError, CheckpointMismatchError,
+                                load_backbone_weights, load_state_dict_strict,
+                                with_context)
 
 #: Errors of reading a teacher's checkpoint, re-raised (same type) with the
 #: config key of the checkpoint prefixed.
@@ -45,7 +44,7 @@ class FrozenTeacher(nn.Module):
     The network is built from ``network`` and loaded from ``checkpoint`` at
     construction (official MAE / MoCo v3 release, an mmpretrain / mmmoma
     training checkpoint, or a converted backbone file; see
-    ``mmmoma.models.utils.checkpoint_formats``). Loading is strict: a missing
+    ``mmmoma.checkpoints``). Loading is strict: a missing
     file, or any expected key left unloaded, raises an error naming it.
 
     The network is deliberately *not* registered as a sub-module, so that:

@@ -2,6 +2,7 @@
 config field, the value and the allowed values."""
 import math
 import numbers
+from typing import Sequence
 
 
 def positive_float(value: object, field: str) -> float:
@@ -30,3 +31,23 @@ def positive_float(value: object, field: str) -> float:
         return float(value)
     raise ValueError(f'{field}={value!r} {problem}; allowed: a finite number '
                      '> 0 (int or float, not bool)')
+
+
+def one_of(value: object, choices: Sequence, field: str) -> object:
+    """Validate a choice.
+
+    Args:
+        value (object): the configured value.
+        choices (Sequence): the allowed values.
+        field (str): the config field named in the error message.
+
+    Returns:
+        object: ``value``.
+
+    Raises:
+        ValueError: ``"<field> must be one of <choices>, got <value!r>"``.
+    """
+    if value not in tuple(choices):
+        raise ValueError(f'{field} must be one of {tuple(choices)}, got '
+                         f'{value!r}')
+    return value

@@ -3,8 +3,8 @@ import torch
 from mmpretrain.models.backbones import VisionTransformer
 
 from mmmoma.models.backbones import MaskedViT
-from mmmoma.models.utils import (random_token_split, split_into_groups,
-                                 unfold_groups)
+from mmmoma.models.masking import (random_token_split, split_into_groups,
+                                   unfold_groups)
 
 
 def build_pair(arch, **kwargs):

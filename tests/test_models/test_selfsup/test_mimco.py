@@ -17,8 +17,8 @@ from mmpretrain.registry import MODELS
 from torch import Tensor, nn
 
 from mmmoma.models.backbones import MaskedViT
+from mmmoma.models.masking import expand_mask
 from mmmoma.models.selfsup.mimco import MimCo
-from mmmoma.models.utils import expand_mask
 
 from ...helpers import tiny_mimco_cfg
 
@@ -96,12 +96,18 @@ def images(batch: int = 2, seed: int = 0, size: int = 32) -> Tensor:
     return torch.randn(batch, 3, size, size, generator=g)
 
 
+def mask_patch_mask(model: MimCo, plan) -> Tensor:
+    """The plan's mask on the mask-patch grid (B, H / s, W / s)."""
+    step = model.mask_patch_size // model.model_patch_size
+    return plan.hidden_mask()[:, ::step, ::step]
+
+
 def fix_mask(model: MimCo, batch: int, seed: int = 1) -> Tensor:
     """Draw one mask-patch mask (B, 4, 4) and make every loss call use it."""
     g = torch.Generator().manual_seed(seed)
-    mask = model.generate_mask(batch, (32, 32), generator=g)
-    model.generate_mask = lambda *args, **kwargs: mask.clone()
-    return mask
+    plan = model.plan(torch.zeros(batch, 3, 32, 32), generator=g)
+    model.mask_generator = lambda *args, **kwargs: plan
+    return mask_patch_mask(model, plan)
 
 
 def snapshot(module: nn.Module) -> Dict[str, Tensor]:
@@ -149,8 +155,8 @@ def expected_queue_keys(model: MimCo, x: Tensor) -> Tuple[Tensor, Tensor]:
     """
     with torch.no_grad():
         teacher = model.teacher(x)[-1]
-        keys = model.patch_momentum_projector(teacher)  # (B, D, h, w)
-        image = model.image_momentum_projector((teacher, ))[0]
+        keys = model.patch_head.momentum_projector(teacher)  # (B, D, h, w)
+        image = model.image_head.momentum_projector((teacher, ))[0]
     patch_keys = []
     for b in range(x.shape[0]):
         cells = [keys[b, :, r, c] / keys[b, :, r, c].norm()
@@ -182,14 +188,14 @@ def install_known_heads(model: MimCo) -> None:
     """Replace every head by a known affine map (no BatchNorm), p₃ distinct
     from p₁ so that a mix-up of the heads shows."""
     torch.manual_seed(123)
-    model.patch_projector = nn.Conv2d(64, 16, 1)
-    model.patch_predictor = nn.Conv2d(16, 16, 1)
-    model.patch_momentum_projector = nn.Conv2d(64, 16,
-                                               1).requires_grad_(False)
-    model.image_projector = PooledLinear(64, 16)
-    model.image_predictor = PooledLinear(16, 16)
-    model.image_momentum_projector = PooledLinear(64,
-                                                  16).requires_grad_(False)
+    model.patch_head.projector = nn.Conv2d(64, 16, 1)
+    model.patch_head.predictor = nn.Conv2d(16, 16, 1)
+    model.patch_head.momentum_projector = nn.Conv2d(
+        64, 16, 1).requires_grad_(False)
+    model.image_head.projector = PooledLinear(64, 16)
+    model.image_head.predictor = PooledLinear(16, 16)
+    model.image_head.momentum_projector = PooledLinear(
+        64, 16).requires_grad_(False)
 
 
 def affine(layer: nn.Module, x: Tensor) -> Tensor:
@@ -205,8 +211,8 @@ def test_losses_match_equations_1_and_3_by_hand(vit_teacher):
     install_known_heads(model)
     x = images(batch=2)
     mask = fix_mask(model, 2)
-    patch_queue = model.patch_queue.keys.clone().double()
-    image_queue = model.image_queue.keys.clone().double()
+    patch_queue = model.patch_head.queue.keys.clone().double()
+    image_queue = model.image_head.queue.keys.clone().double()
     losses = model.loss(x, None)
     assert set(losses) == {'loss_patch', 'loss_image'}
 
@@ -216,8 +222,9 @@ def test_losses_match_equations_1_and_3_by_hand(vit_teacher):
     assert z.shape == z_k.shape == (2, 64, 8, 8)
     # Eq. 1, 2: q_i = p2(p1(z))_i, k_i+ = p3(z_k)_i at the masked cells,
     # against the queue as it was before this step
-    q = affine(model.patch_predictor, affine(model.patch_projector, z))
-    k = affine(model.patch_momentum_projector, z_k)
+    q = affine(model.patch_head.predictor,
+               affine(model.patch_head.projector, z))
+    k = affine(model.patch_head.momentum_projector, z_k)
     terms = []
     for b in range(2):
         for r in range(8):
@@ -230,9 +237,9 @@ def test_losses_match_equations_1_and_3_by_hand(vit_teacher):
     assert losses['loss_patch'].item() == pytest.approx(
         0.5 * sum(terms) / len(terms), rel=1e-5)
     # Eq. 3, 4: q = p2(p1(GAP z)), k+ = p3(GAP z_k)
-    q = affine(model.image_predictor.fc,
-               affine(model.image_projector.fc, z.mean(dim=(2, 3))))
-    k = affine(model.image_momentum_projector.fc, z_k.mean(dim=(2, 3)))
+    q = affine(model.image_head.predictor.fc,
+               affine(model.image_head.projector.fc, z.mean(dim=(2, 3))))
+    k = affine(model.image_head.momentum_projector.fc, z_k.mean(dim=(2, 3)))
     image = [info_nce_by_hand(q[b], k[b], image_queue, TAU) for b in range(2)]
     assert losses['loss_image'].item() == pytest.approx(
         2.0 * sum(image) / 2, rel=1e-5)
@@ -290,14 +297,14 @@ def spy_masks(model: MimCo) -> dict:
         seen['student'] = kwargs.get('mask')
 
     model.backbone.register_forward_pre_hook(pre_hook, with_kwargs=True)
-    original = model.patch_loss
+    original = model.patch_head.loss
 
     def patch_loss(student, teacher, mask):
         seen['feature'] = mask
         seen['feature_map'] = student.shape
         return original(student, teacher, mask)
 
-    model.patch_loss = patch_loss
+    model.patch_head.loss = patch_loss
     return seen
 
 
@@ -363,12 +370,13 @@ def test_enqueued_keys_are_per_image_means_of_all_patch_keys(vit_teacher):
     model = build(vit_teacher)
     x = images(batch=4, seed=2)
     patch, image = expected_queue_keys(model, x)
-    before = {name: getattr(model, name).keys.clone()
-              for name in ('patch_queue', 'image_queue')}
+    before = {name: model.get_submodule(name).keys.clone()
+              for name in ('patch_head.queue', 'image_head.queue')}
     mask = fix_mask(model, 4)
     model.loss(x, None)
-    for name, keys in (('patch_queue', patch), ('image_queue', image)):
-        queue = getattr(model, name)
+    for name, keys in (('patch_head.queue', patch),
+                       ('image_head.queue', image)):
+        queue = model.get_submodule(name)
         torch.testing.assert_close(queue.keys[:4], keys, atol=1e-6, rtol=0)
         torch.testing.assert_close(queue.keys[:4].norm(dim=1),
                                    torch.ones(4))
@@ -377,7 +385,7 @@ def test_enqueued_keys_are_per_image_means_of_all_patch_keys(vit_teacher):
     # the readings the per-image mean over all patches is not: the mean of
     # the masked cells only, or one mean over the batch
     with torch.no_grad():
-        keys = F.normalize(model.patch_momentum_projector(
+        keys = F.normalize(model.patch_head.momentum_projector(
             model.teacher(x)[-1]), dim=1)
     cells = expand_mask(mask, 2)[:, None]
     masked_mean = F.normalize(
@@ -412,12 +420,12 @@ def test_patch_queue_key_enqueues_the_chosen_cells(vit_teacher, queue_key):
     cells = expand_by_loops(mask, 2)  # (4, 8, 8), 40 of 64 masked
     chosen = torch.ones_like(cells) if queue_key == 'all' else cells
     with torch.no_grad():
-        keys = model.patch_momentum_projector(model.teacher(x)[-1])
+        keys = model.patch_head.momentum_projector(model.teacher(x)[-1])
     expected = keys_by_loops(keys, chosen)
     other = keys_by_loops(keys, ~cells if queue_key == 'masked' else cells)
-    before = model.patch_queue.keys.clone()
+    before = model.patch_head.queue.keys.clone()
     model.loss(x, None)
-    queue = model.patch_queue
+    queue = model.patch_head.queue
     torch.testing.assert_close(queue.keys[:4], expected, atol=1e-6, rtol=0)
     assert not torch.allclose(queue.keys[:4], other, atol=1e-3)
     assert torch.equal(queue.keys[4:], before[4:])
@@ -432,8 +440,9 @@ def test_simmim_masked_count_at_224_px(vit_teacher):
     """SimMIM's MaskGenerator: ceil(49 * 0.6) = 30 of the 7 x 7 mask patches
     of a 224 px image (32 px mask patches), not 29."""
     model = build(vit_teacher, mask_patch_size=32)
-    mask = model.generate_mask(3, (224, 224),
-                               generator=torch.Generator().manual_seed(0))
+    mask = mask_patch_mask(model, model.plan(
+        torch.zeros(3, 3, 224, 224),
+        generator=torch.Generator().manual_seed(0)))
     assert mask.shape == (3, 7, 7)
     assert mask.sum(dim=(1, 2)).tolist() == [30] * 3
 
@@ -455,7 +464,7 @@ def test_no_masking_trains_the_patch_loss_on_every_cell(vit_teacher):
         return outs
 
     model.backbone.register_forward_hook(hook)
-    queue = model.patch_queue.keys.clone()
+    queue = model.patch_head.queue.keys.clone()
     loss = model.loss(x, None)['loss_patch']
     assert torch.isfinite(loss)
     assert not seen['student'].any()  # no patch replaced by the mask token
@@ -464,9 +473,9 @@ def test_no_masking_trains_the_patch_loss_on_every_cell(vit_teacher):
     assert torch.all(kept[0].grad.norm(dim=1) > 0)
     # = Eq. 1 over all 2 x 64 cells, by the model's own heads
     with torch.no_grad():
-        query = model.patch_predictor(model.patch_projector(kept[0]))
+        query = model.patch_head.predictor(model.patch_head.projector(kept[0]))
         keys = F.normalize(
-            model.patch_momentum_projector(model.teacher(x)[-1]), dim=1)
+            model.patch_head.momentum_projector(model.teacher(x)[-1]), dim=1)
     query = query.permute(0, 2, 3, 1).reshape(-1, query.shape[1])
     positive = keys.permute(0, 2, 3, 1).reshape(-1, keys.shape[1])
     by_hand = sum(info_nce_by_hand(q.double(), k.double(), queue.double(),
@@ -497,16 +506,16 @@ def test_queue_pointers_wrap_around(vit_teacher):
         x = images(batch=4, seed=10 + step)
         expected.append(expected_queue_keys(model, x))
         model.loss(x, None)
-        patch_ptrs.append(int(model.patch_queue.ptr))
-        image_ptrs.append(int(model.image_queue.ptr))
+        patch_ptrs.append(int(model.patch_head.queue.ptr))
+        image_ptrs.append(int(model.image_head.queue.ptr))
     assert patch_ptrs == [4, 8, 0, 4]
     assert image_ptrs == [4, 0, 4, 0]
     # step 4 overwrote the oldest block of each queue
     patch = torch.cat([expected[3][0], expected[1][0], expected[2][0]])
     image = torch.cat([expected[2][1], expected[3][1]])
-    torch.testing.assert_close(model.patch_queue.keys, patch, atol=1e-6,
+    torch.testing.assert_close(model.patch_head.queue.keys, patch, atol=1e-6,
                                rtol=0)
-    torch.testing.assert_close(model.image_queue.keys, image, atol=1e-6,
+    torch.testing.assert_close(model.image_head.queue.keys, image, atol=1e-6,
                                rtol=0)
 
 
@@ -521,19 +530,20 @@ def test_queues_and_next_step_survive_a_state_dict_round_trip(
     path = tmp_path / 'mimco.pth'
     torch.save(model.state_dict(), path)
     state = torch.load(path)
-    assert int(state['patch_queue.ptr']) == 0  # 3 x 4 keys: wrapped
-    assert int(state['image_queue.ptr']) == 4
-    assert 'patch_momentum_projector.layers.0.weight' in state
+    assert int(state['patch_head.queue.ptr']) == 0  # 3 x 4 keys: wrapped
+    assert int(state['image_head.queue.ptr']) == 4
+    assert 'patch_head.momentum_projector.layers.0.weight' in state
     assert not any(key.startswith('teacher.') for key in state)
 
     fresh = build(vit_teacher, seed=1, **kwargs)
-    assert not torch.equal(fresh.patch_queue.keys, model.patch_queue.keys)
+    assert not torch.equal(fresh.patch_head.queue.keys,
+                           model.patch_head.queue.keys)
     fresh.load_state_dict(state, strict=True)
-    for name in ('patch_queue', 'image_queue'):
-        assert torch.equal(getattr(fresh, name).keys,
-                           getattr(model, name).keys)
-        assert torch.equal(getattr(fresh, name).ptr,
-                           getattr(model, name).ptr)
+    for name in ('patch_head.queue', 'image_head.queue'):
+        assert torch.equal(fresh.get_submodule(name).keys,
+                           model.get_submodule(name).keys)
+        assert torch.equal(fresh.get_submodule(name).ptr,
+                           model.get_submodule(name).ptr)
     # the next step is the uninterrupted model's, given the same seed
     x = images(batch=4, seed=7)
     torch.manual_seed(5)
@@ -543,9 +553,9 @@ def test_queues_and_next_step_survive_a_state_dict_round_trip(
     assert want.keys() == got.keys() == {'loss_patch', 'loss_image'}
     for key in want:
         assert torch.equal(got[key], want[key]), key
-    for name in ('patch_queue', 'image_queue'):
-        assert torch.equal(getattr(fresh, name).keys,
-                           getattr(model, name).keys)
+    for name in ('patch_head.queue', 'image_head.queue'):
+        assert torch.equal(fresh.get_submodule(name).keys,
+                           model.get_submodule(name).keys)
 
 
 # ----------------------------------------------------------------------
@@ -553,8 +563,8 @@ def test_queues_and_next_step_survive_a_state_dict_round_trip(
 # ----------------------------------------------------------------------
 def test_momentum_projectors_follow_their_ema(vit_teacher):
     model = build(vit_teacher)
-    pairs = [(model.patch_momentum_projector, model.patch_projector),
-             (model.image_momentum_projector, model.image_projector)]
+    pairs = [(model.patch_head.momentum_projector, model.patch_head.projector),
+             (model.image_head.momentum_projector, model.image_head.projector)]
     for average, source in pairs:  # after init_weights: exact copies
         want = source.state_dict()
         for key, value in average.state_dict().items():
@@ -603,8 +613,8 @@ def test_momentum_projectors_start_as_copies_despite_random_init(
     model = MODELS.build(cfg)
     model.init_weights()
     for prefix in ('patch', 'image'):
-        source = getattr(model, f'{prefix}_projector').state_dict()
-        average = getattr(model, f'{prefix}_momentum_projector')
+        source = getattr(model, f'{prefix}_head').projector.state_dict()
+        average = getattr(model, f'{prefix}_head').momentum_projector
         for key, value in average.state_dict().items():
             assert torch.equal(value, source[key]), key
 
@@ -670,10 +680,10 @@ def _dist_worker(rank: int, world_size: int, port: int, checkpoint: str,
         losses = model.loss(x, None)
         sum(losses.values()).backward()
         result = dict(
-            expected={'patch_queue': patch, 'image_queue': image},
-            queues={name: (getattr(model, name).keys.clone(),
-                           int(getattr(model, name).ptr))
-                    for name in ('patch_queue', 'image_queue')})
+            expected={'patch_head.queue': patch, 'image_head.queue': image},
+            queues={name: (model.get_submodule(name).keys.clone(),
+                           int(model.get_submodule(name).ptr))
+                    for name in ('patch_head.queue', 'image_head.queue')})
         # 12 keys are enough for 4 images per rank, not for 2 x 4
         small = build(checkpoint, patch_queue_length=12,
                       image_queue_length=16)
@@ -698,7 +708,7 @@ def test_two_processes_share_their_keys_in_both_queues(vit_teacher,
                                            str(tmp_path)),
                        nprocs=2, start_method='fork')
     results = [torch.load(tmp_path / f'rank{r}.pth') for r in (0, 1)]
-    for name in ('patch_queue', 'image_queue'):
+    for name in ('patch_head.queue', 'image_head.queue'):
         mine, theirs = (r['expected'][name] for r in results)
         assert not torch.allclose(mine, theirs, atol=1e-3)  # other data
         for result in results:
@@ -743,20 +753,19 @@ def test_tiny_mimco_overfits_a_fixed_batch(vit_teacher, one_thread):
 def test_l1_patch_loss_by_hand(vit_teacher):
     # the predictor's output width is filled in: the teacher's for l1
     model = build(vit_teacher, patch_loss='l1', image_loss_weight=0.0)
-    for name in ('patch_queue', 'patch_momentum_projector', 'image_queue',
-                 'image_projector', 'image_predictor',
-                 'image_momentum_projector'):
-        assert not hasattr(model, name), name
-    assert not any(k.startswith(('patch_queue', 'image_'))
+    for name in ('queue', 'momentum_projector'):
+        assert not hasattr(model.patch_head, name), name
+    assert not hasattr(model, 'image_head')
+    assert not any(k.startswith(('patch_head.queue', 'image_'))
                    for k in model.state_dict())
-    assert model.patch_predictor.layers[-1].out_channels == 64
+    assert model.patch_head.predictor.layers[-1].out_channels == 64
     mask = fix_mask(model, 2)
     x = images(batch=2)
     losses = model.loss(x, None)
     assert set(losses) == {'loss_patch'}
     with torch.no_grad():  # the heads' BN sees the same batch again
         z = model.backbone(x, mask=expand_mask(mask, 2))[-1]
-        prediction = model.patch_predictor(model.patch_projector(z))
+        prediction = model.patch_head.predictor(model.patch_head.projector(z))
         target = model.teacher(x)[-1]
     total, count = 0.0, 0
     for b in range(2):
@@ -770,7 +779,7 @@ def test_l1_patch_loss_by_hand(vit_teacher):
     assert losses['loss_patch'].item() == pytest.approx(total / count,
                                                         rel=1e-5)
     losses['loss_patch'].backward()
-    assert model.patch_projector.layers[0].weight.grad.abs().sum() > 0
+    assert model.patch_head.projector.layers[0].weight.grad.abs().sum() > 0
 
 
 def test_l1_needs_no_matching_teacher_width(narrow_teacher):
@@ -781,7 +790,7 @@ def test_l1_needs_no_matching_teacher_width(narrow_teacher):
         checkpoint=narrow_teacher)
     model = build(narrow_teacher, teacher=teacher, patch_loss='l1',
                   image_loss_weight=0.0)
-    assert model.patch_predictor.layers[-1].out_channels == 48
+    assert model.patch_head.predictor.layers[-1].out_channels == 48
     losses = model.loss(images(batch=2), None)
     assert torch.isfinite(losses['loss_patch'])
     # the image term's momentum projector needs matching widths
@@ -792,9 +801,9 @@ def test_l1_needs_no_matching_teacher_width(narrow_teacher):
 @pytest.mark.parametrize('off,on', [('patch', 'image'), ('image', 'patch')])
 def test_a_zero_weight_switches_its_term_off(vit_teacher, off, on):
     model = build(vit_teacher, **{f'{off}_loss_weight': 0.0})
+    assert not hasattr(model, f'{off}_head')
     for head in ('projector', 'predictor', 'momentum_projector', 'queue'):
-        assert not hasattr(model, f'{off}_{head}')
-        assert hasattr(model, f'{on}_{head}')
+        assert hasattr(getattr(model, f'{on}_head'), head)
     assert not any(k.startswith(f'{off}_') for k in model.state_dict())
     losses = model.loss(images(batch=2), None)
     assert set(losses) == {f'loss_{on}'}

@@ -500,19 +500,6 @@ def test_update_teacher_is_the_ema(momentum):
             'backbone.cls_token'], xi['backbone.cls_token'])
 
 
-def test_teacher_momentum_is_cosine_from_base_to_end():
-    model = build()
-    assert model.momentum_update == 'iter'
-    assert model.teacher_momentum(0.0) == pytest.approx(0.99, abs=1e-12)
-    assert model.teacher_momentum(0.5) == pytest.approx(0.995, abs=1e-12)
-    assert model.teacher_momentum(1.0) == pytest.approx(1.0, abs=1e-12)
-    assert model.teacher_momentum(0.25) == pytest.approx(
-        1 - 0.01 * (1 + math.cos(math.pi / 4)) / 2, abs=1e-12)
-    model = build(base_momentum=0.9, end_momentum=0.95)
-    assert model.teacher_momentum(0.0) == pytest.approx(0.9)
-    assert model.teacher_momentum(1.0) == pytest.approx(0.95)
-
-
 @pytest.mark.parametrize('stop_grad_conv1', [True, False])
 def test_frozen_patch_embedding_stays_fixed(one_thread, stop_grad_conv1):
     model = build(backbone=dict(stop_grad_conv1=stop_grad_conv1))

@@ -8,8 +8,8 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from mmmoma.models.backbones import MaskedViT
-from mmmoma.models.selfsup.moma import smooth_l1_alignment
-from mmmoma.models.utils import gather_tokens, random_token_split
+from mmmoma.models.losses import smooth_l1_alignment
+from mmmoma.models.masking import gather_tokens, random_token_split, split_plan
 
 STUDENT_ARCH = dict(embed_dims=64, num_layers=2, num_heads=4,
                     feedforward_channels=128)
@@ -95,7 +95,7 @@ def test_visible_count_of_a_224_px_vit_b_is_maes(teacher_ckpt, mask_ratio,
                                                  visible):
     # MAE's int(N (1 - r)) of N = 196 patches (round would give 20 and 10)
     model = build(moma_cfg(teacher_ckpt, mask_ratio=mask_ratio))
-    assert model.student_split(2, 196).ids_keep.shape == (2, visible)
+    assert model.mask_generator(2, (14, 14)).visible_ids.shape == (2, visible)
 
 
 def patch_embed_inputs(model):
@@ -249,8 +249,9 @@ def test_alignment_modes_pick_the_documented_tokens(teacher_ckpt, align,
     model = build(moma_cfg(teacher_ckpt, align=align))
     prediction = torch.randn(2, 17, 48)
     target = torch.randn(2, 65, 48)
-    ids_keep = random_token_split(2, 64, 0.75).ids_keep
-    pred, tgt = model._aligned(prediction, target, ids_keep)
+    plan = split_plan(random_token_split(2, 64, 0.75), (8, 8))
+    ids_keep = plan.visible_ids
+    pred, tgt = model._aligned(prediction, target, plan)
     assert pred.shape == tgt.shape == (2, num_tokens, 48)
     if align != 'cls':  # visible tokens meet the teacher token at the
         # same patch position

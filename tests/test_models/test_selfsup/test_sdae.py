@@ -9,11 +9,12 @@ import torch
 from mmpretrain.registry import MODELS
 from torch import Tensor
 
-from mmmoma.models.selfsup.sdae import (SdAE, TeacherTokens, cosine_distance,
-                                        fold_cosine_distance, normalize_target,
-                                        select_teacher_tokens,
-                                        within_image_token_cosine)
-from mmmoma.models.utils import cosine_momentum, random_token_split
+from mmmoma.models.losses import (cosine_distance, fold_cosine_distance,
+                                  normalize_target, within_image_token_cosine)
+from mmmoma.models.masking import (TeacherTokens, random_token_split,
+                                   select_teacher_tokens, teacher_tokens_of)
+from mmmoma.models.selfsup.sdae import SdAE
+from mmmoma.models.utils import cosine_momentum
 
 from ...helpers import tiny_sdae_cfg
 
@@ -111,9 +112,12 @@ def test_crop_is_a_subset_of_the_masked_tokens(crop_ratio, num_folds, size):
         crop = as_set(tokens.fold_ids[b].flatten())
         assert len(crop) == size // num_folds * num_folds
         # the head of the (randomly ordered) masked ids: a random subset
+        assert crop == as_set(
+            split.ids_mask[b, :size // num_folds * num_folds])
+        # left out: the fold remainder and the masked ids outside the crop
         assert crop | as_set(tokens.left_out[b]) == \
-            as_set(split.ids_mask[b, :size])
-        assert len(tokens.left_out[b]) == size % num_folds
+            as_set(split.ids_mask[b])
+        assert len(tokens.left_out[b]) == 48 - size // num_folds * num_folds
         assert not crop & as_set(split.ids_keep[b])
 
 
@@ -536,8 +540,8 @@ def test_loss_logs_the_target_token_cosine_of_its_targets():
 
     # the same tokens (the same seed) give the same targets
     torch.manual_seed(7)
-    split, tokens = model.sample_tokens(2, NUM_TOKENS)
-    target = model.targets(x, tokens)
+    plan = model.mask_generator(2, (GRID, GRID))
+    target = model.targets(x, teacher_tokens_of(plan))
     assert target.shape == (2, 48, 64)
     want = within_image_token_cosine(target).item()
     assert metric.item() == pytest.approx(want, abs=1e-6)

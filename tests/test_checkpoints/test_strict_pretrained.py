@@ -9,8 +9,8 @@ from mmengine.registry import WEIGHT_INITIALIZERS, DefaultScope
 from mmpretrain.registry import MODELS
 from torch import nn
 
+from mmmoma.checkpoints import StrictPretrained
 from mmmoma.models.backbones import MaskedViT
-from mmmoma.models.utils import StrictPretrained
 
 
 def backbone_cfg(arch, checkpoint, **kwargs):
@@ -236,7 +236,7 @@ def test_class_defined_after_import_loads_last(tmp_path):
 
 def count_loads(monkeypatch):
     """Patch the loader; return {module name: number of loads}."""
-    from mmmoma.models.utils import strict_pretrained
+    from mmmoma.checkpoints import strict_pretrained
     counts = {}
     load = strict_pretrained.load_backbone_weights
 

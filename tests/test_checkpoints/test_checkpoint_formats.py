@@ -14,13 +14,12 @@ from mmpretrain.models.utils import resize_pos_embed
 from timm.models.vision_transformer import VisionTransformer as TimmViT
 from torch import nn
 
-from mmmoma.models.utils.checkpoint_formats import (CheckpointFormatError,
-                                                    CheckpointMismatchError,
-                                                    detect_checkpoint_format,
-                                                    load_backbone_state_dict,
-                                                    load_state_dict_strict,
-                                                    save_backbone_checkpoint,
-                                                    timm_vit_to_mmpretrain)
+from mmmoma.checkpoints import (CheckpointFormatError, CheckpointMismatchError,
+                                detect_checkpoint_format,
+                                load_backbone_state_dict,
+                                load_state_dict_strict,
+                                save_backbone_checkpoint,
+                                timm_vit_to_mmpretrain)
 
 IMG_SIZE = 32
 PATCH_SIZE = 4
@@ -335,8 +334,8 @@ def test_simmim_mask_token_is_dropped_only_where_the_module_lacks_it(
     ``mask_token`` is dropped, everything else loads strictly; a
     module that has a mask token still receives it; other stray keys
     still fail."""
+    from mmmoma.checkpoints import load_backbone_weights
     from mmmoma.models.backbones import SimMIMViT
-    from mmmoma.models.utils.checkpoint_formats import load_backbone_weights
     arch = dict(embed_dims=32, num_layers=1, num_heads=2,
                 feedforward_channels=64)
     student = SimMIMViT(arch=arch, img_size=16, patch_size=4)

@@ -3,11 +3,11 @@ import math
 import pytest
 import torch
 
-from mmmoma.models.utils import (check_mask_ratio, expand_mask, gather_tokens,
-                                 num_visible_tokens, random_block_mask,
-                                 random_token_split, shuffled_chunks,
-                                 split_into_groups, split_prefix,
-                                 unfold_groups)
+from mmmoma.models.masking import (check_mask_ratio, expand_mask,
+                                   gather_tokens, num_visible_tokens,
+                                   random_block_mask, random_token_split,
+                                   shuffled_chunks, split_into_groups,
+                                   split_prefix, unfold_groups)
 
 
 @pytest.mark.parametrize('mask_ratio', [0.0, 0.75, 0.9])

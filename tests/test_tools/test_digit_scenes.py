@@ -1,4 +1,7 @@
-"""The embedded digit-scenes demo set."""
+"""The embedded digit-scenes demo set (tools/dataset_converters/digit_scenes).
+
+The skip / rewrite contract both kinds share: test_digit_scenes_writer.py.
+"""
 import json
 import os
 import os.path as osp
@@ -11,13 +14,15 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits, load_sample_images
 
-from mmmoma.datasets import load_digit_scenes, make_digit_scenes
-from mmmoma.datasets.digit_scenes import (CLASS_NAMES, _luma,
-                                          render_digit_scene,
-                                          split_digit_indices)
 from mmmoma.evaluation import weighted_knn_top1
+from tools.dataset_converters.digit_scenes import (CLASS_NAMES,
+                                                   load_digit_scenes,
+                                                   make_digit_scenes)
+from tools.dataset_converters.digit_scenes.render import (luma,
+                                                          render_digit_scene)
+from tools.dataset_converters.digit_scenes.sources import split_digit_indices
 
-from ..test_tools.utils import PROGRESS_BAR
+from .utils import PROGRESS_BAR
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 IMAGENET_MEAN = np.array([123.675, 116.28, 103.53])
@@ -121,37 +126,13 @@ def test_digit_contrasts_with_its_background():
         assert 16 <= rows[-1] - rows[0] + 1 <= 30  # 22-30 px digit
         # the ink, and the pixels drawn with it, stand out from the
         # background under the digit
-        local = _luma(scene.background[box].mean(axis=0))
-        assert abs(_luma(scene.ink) - local) >= 90
-        stroke_luma = _luma(scene.image[strokes].astype(np.float64))
-        background_luma = _luma(scene.background[strokes])
+        local = luma(scene.background[box].mean(axis=0))
+        assert abs(luma(scene.ink) - local) >= 90
+        stroke_luma = luma(scene.image[strokes].astype(np.float64))
+        background_luma = luma(scene.background[strokes])
         assert np.abs(stroke_luma - background_luma).mean() >= 80
         assert np.array_equal(scene.image[~box],
                               np.rint(scene.background[~box]))
-
-
-def test_existing_complete_set_is_kept(tmp_path):
-    root = str(tmp_path / 'set')
-    first = make_digit_scenes(
-        root, num_train=20, num_val=10, show_progress=False)
-    assert first['skipped'] is False
-    path = osp.join(root, 'val', '3', first['files']['val']['3'][0])
-    mtime = os.stat(path).st_mtime_ns
-    second = make_digit_scenes(
-        root, num_train=20, num_val=10, show_progress=False)
-    assert second['skipped'] is True
-    assert os.stat(path).st_mtime_ns == mtime
-    # an incomplete set is regenerated
-    os.remove(path)
-    regenerated = make_digit_scenes(
-        root, num_train=20, num_val=10, show_progress=False)
-    assert regenerated['skipped'] is False
-    assert osp.exists(path)
-    # other parameters: regenerated, and no stale files remain
-    third = make_digit_scenes(
-        root, num_train=10, num_val=10, show_progress=False)
-    assert third['skipped'] is False
-    assert len(png_files(root)) == 20
 
 
 def test_invalid_parameters_name_the_argument(tmp_path):

@@ -1,4 +1,4 @@
-"""Token selection: which patch tokens an encoder sees, and in which groups.
+"""Patch-token index arithmetic shared by every mask generator.
 
 All indices live in *patch space*: ``0 .. N-1`` over the ``N`` patch tokens of
 an image, row-major, never counting the CLS / prefix tokens. Masking is index

@@ -1,4 +1,4 @@
-"""MoBY Swin releases -> mmpretrain ``SwinTransformer`` (checkpoint_formats).
+"""MoBY Swin releases -> mmpretrain ``SwinTransformer`` (mmmoma.checkpoints).
 
 No downloads: tiny timm Swins stand in for the official Swin. timm
 re-implements it exactly (same block maths, same ``PatchMerging`` feature
@@ -22,12 +22,16 @@ from mmpretrain.models.utils import ShiftWindowMSA
 from timm.models.swin_transformer import SwinTransformer as TimmSwin
 from torch import Tensor, nn
 
-from mmmoma.models.utils import checkpoint_formats
-from mmmoma.models.utils.checkpoint_formats import (
-    CheckpointFormatError, convert_to_backbone_checkpoint,
-    detect_checkpoint_format, load_backbone_state_dict, load_state_dict_strict,
-    swin_merge_to_unfold_order, swin_relative_position_index,
-    swin_to_mmpretrain)
+import mmmoma.checkpoints.keys
+import mmmoma.checkpoints.moby
+from mmmoma.checkpoints import (CheckpointFormatError,
+                                convert_to_backbone_checkpoint,
+                                detect_checkpoint_format,
+                                load_backbone_state_dict,
+                                load_state_dict_strict,
+                                swin_merge_to_unfold_order,
+                                swin_relative_position_index,
+                                swin_to_mmpretrain)
 from mmmoma.models.utils.frozen_teacher import FrozenTeacher
 
 # 2 stages: the 8x8 map shifts its windows, the 4x4 one (= window) does not.
@@ -320,8 +324,10 @@ def test_dropped_keys_are_reported_by_name(monkeypatch):
     torch.manual_seed(0)
     release = moby_release(timm_swin(**TINY), timm_swin(**TINY))
     messages: List[str] = []
-    monkeypatch.setattr(checkpoint_formats, 'print_log',
-                        lambda message, **kwargs: messages.append(message))
+    # the modules the MoBY path logs from
+    for module in (mmmoma.checkpoints.keys, mmmoma.checkpoints.moby):
+        monkeypatch.setattr(module, 'print_log',
+                            lambda message, **kwargs: messages.append(message))
 
     state_dict = load_backbone_state_dict(release)
 

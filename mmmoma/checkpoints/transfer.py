@@ -1,6 +1,6 @@
 """The checkpoint bridge: pre-training checkpoint -> transfer backbones.
 
-One pre-training checkpoint (any format of :mod:`.checkpoint_formats`; an
+One pre-training checkpoint (any format of :mod:`.detect`; an
 mmmoma training checkpoint holds the student as ``backbone.*``) becomes two
 backbone-only files:
 
@@ -14,10 +14,12 @@ Both load through ``init_cfg=dict(type='StrictPretrained', checkpoint=...)``,
 which reports how many tensors matched and fails naming every missing or
 unexpected key.
 
-``encoder='teacher'`` takes the EMA teacher instead of the student
-(:data:`EMA_TEACHER_PREFIXES`: SdAE's ``teacher.*``, M-MoCo / M-BYOL's
-``momentum_encoder.backbone.*``). MOMA's and MimCo's teachers are frozen
-copies of checkpoints the user already has; convert those files instead.
+``encoder='teacher'`` takes the EMA encoder instead of the student: the one
+the checkpoint declares (``meta['momentum_target']``, written by
+``TeacherEMAHook`` from the algorithm's ``MomentumTarget``: SdAE's
+``teacher.*``, M-MoCo / M-BYOL's ``momentum_encoder.backbone.*``). MOMA's and
+MimCo's teachers are frozen copies of checkpoints the user already has;
+convert those files instead.
 """
 import os
 from pathlib import Path
@@ -27,21 +29,16 @@ from mmengine.logging import print_log
 from mmpretrain.models.utils import resize_pos_embed
 from torch import Tensor
 
-from .checkpoint_formats import (CheckpointFormatError,
-                                 detect_checkpoint_format,
-                                 load_backbone_state_dict,
-                                 load_checkpoint_file,
-                                 save_backbone_checkpoint)
+from .detect import (CheckpointFormatError, detect_checkpoint_format,
+                     load_checkpoint_file)
+from .export import save_backbone_checkpoint
+from .loading import load_backbone_state_dict
 
 ENCODERS = ('student', 'teacher')
 STUDENT_PREFIX = 'backbone.'
-#: key prefix of an EMA teacher in a training checkpoint -> what it is
-EMA_TEACHER_PREFIXES: Dict[str, str] = {
-    'teacher.': 'SdAE EMA teacher',
-    'momentum_encoder.backbone.': 'M-MoCo / M-BYOL momentum encoder',
-}
-#: prefixes of frozen teachers: not a product of the pre-training
-FROZEN_TEACHER_PREFIXES = ('teacher.network.', 'teachers.')
+#: where a training checkpoint declares its momentum target (written by
+#: ``TeacherEMAHook`` from the algorithm's ``MomentumTarget.describe()``)
+MOMENTUM_TARGET_META = 'momentum_target'
 MMPRETRAIN_FILENAME = 'mmpretrain_backbone.pth'
 #: fc_norm of an ``out_type='avg_featmap'`` ViT (an ImageNet-fine-tuned
 #: classifier, MOMA's ADE20K starting point); unused by feature maps
@@ -59,14 +56,18 @@ def encoder_prefix(checkpoint: Mapping[str, object], encoder: str) -> str:
     Args:
         checkpoint (Mapping): a loaded ``'mmpretrain'``-format checkpoint.
         encoder (str): ``'student'`` (``backbone.*``) or ``'teacher'`` (the
-            EMA teacher, :data:`EMA_TEACHER_PREFIXES`).
+            transferable EMA encoder the checkpoint declares in
+            ``meta['momentum_target']['transfer_prefix']``: SdAE's teacher,
+            M-MoCo's momentum encoder; the algorithm's ``MomentumTarget``
+            names it, ``TeacherEMAHook`` writes it).
 
     Returns:
         str: the prefix, ending in ``'.'``.
 
     Raises:
         ValueError: unknown ``encoder``.
-        CheckpointFormatError: no EMA teacher in the checkpoint.
+        CheckpointFormatError: the checkpoint declares no transferable EMA
+            encoder, or its keys are missing.
     """
     if encoder not in ENCODERS:
         raise ValueError(
@@ -74,18 +75,28 @@ def encoder_prefix(checkpoint: Mapping[str, object], encoder: str) -> str:
     if encoder == 'student':
         return STUDENT_PREFIX
     keys = list(checkpoint['state_dict'])
-    for prefix in EMA_TEACHER_PREFIXES:
-        if any(key.startswith(prefix) for key in keys) and not any(
-                key.startswith(frozen) for key in keys
-                for frozen in FROZEN_TEACHER_PREFIXES):
-            return prefix
+    meta = checkpoint.get('meta')
+    target = meta.get(MOMENTUM_TARGET_META) if isinstance(meta,
+                                                          Mapping) else None
+    prefix = target.get('transfer_prefix') if isinstance(target,
+                                                         Mapping) else None
     first_parts = sorted({key.split('.', 1)[0] + '.' for key in keys})
-    raise CheckpointFormatError(
-        '--encoder teacher needs an EMA teacher (' + ', '.join(
-            f'{prefix}* of the {name}'
-            for prefix, name in EMA_TEACHER_PREFIXES.items()) +
-        f'); this checkpoint has {first_parts}. A frozen teacher (MOMA, '
-        'MimCo) is the checkpoint you gave its config: convert that file.')
+    if not prefix:
+        owner = f' ({target.get("owner")}: its momentum target is not an ' \
+            'encoder)' if isinstance(target, Mapping) else ''
+        raise CheckpointFormatError(
+            "--encoder teacher needs an EMA teacher whose key prefix the "
+            "checkpoint declares in meta['momentum_target'] (TeacherEMAHook"
+            " writes it for algorithms whose momentum target is an encoder, "
+            "e.g. SdAE's teacher.*, M-MoCo's momentum_encoder.backbone.*)"
+            f'{owner}; this checkpoint declares none and has {first_parts}. '
+            'A frozen teacher (MOMA, MimCo) is the checkpoint you gave its '
+            'config: convert that file.')
+    if not any(key.startswith(prefix) for key in keys):
+        raise CheckpointFormatError(
+            f"meta['momentum_target'] declares the EMA encoder {prefix}*, "
+            f'but the state dict has no such key (it has {first_parts})')
+    return prefix
 
 
 def vit_grid(state_dict: Mapping[str, Tensor]) -> Tuple[int, int, int]:
