@@ -74,8 +74,10 @@ class DemoMethod:
         work_dir: sub-directory of the demo work dir; defaults to the first
             word of ``name``, lower-cased.
         extra_rows: further rows from the same checkpoint: row label ->
-            key prefix of the network to evaluate instead of the student
-            ``backbone.`` (e.g. ``'teacher.'`` for an EMA teacher).
+            the encoder to evaluate instead of the student, ``'teacher'``:
+            the EMA encoder the checkpoint declares (its
+            ``meta['momentum_target']``, as ``pretrain_to_transfer.py
+            --encoder teacher`` reads it).
         cached: whether the run is reused from the demo cache (teachers:
             built once, see :func:`cache_key`).
     """
@@ -91,14 +93,27 @@ class DemoMethod:
         return self.work_dir or self.name.split(' ')[0].lower()
 
     def row_dirs(self, work_root: str) -> Dict[str, Tuple[str, str]]:
-        """Row label -> (key prefix of the evaluated network, the folder of
-        its kNN / fine-tune runs): the student in the method's work dir,
-        each ``extra_rows`` network in a sub-folder named after it."""
+        """Row label -> (the evaluated encoder, the folder of its kNN /
+        fine-tune runs): the student in the method's work dir, each
+        ``extra_rows`` encoder in a sub-folder named after it."""
         work_dir = osp.join(work_root, self.work_dir_name)
-        rows = {self.name: ('backbone.', work_dir)}
-        for row_name, prefix in self.extra_rows.items():
-            rows[row_name] = (prefix, osp.join(work_dir, prefix.rstrip('.')))
+        rows = {self.name: ('student', work_dir)}
+        for row_name, encoder in self.extra_rows.items():
+            rows[row_name] = (encoder, osp.join(work_dir, encoder))
         return rows
+
+
+def encoder_prefix(checkpoint: str, encoder: str) -> str:
+    """The state-dict key prefix of ``encoder`` in a training checkpoint:
+    ``backbone.`` for the student, the declared EMA encoder's for
+    ``'teacher'`` (:func:`mmmoma.checkpoints.transfer.encoder_prefix`)."""
+    if encoder == 'student':
+        return 'backbone.'
+    import torch
+
+    from mmmoma.checkpoints.transfer import encoder_prefix as declared
+    return declared(torch.load(checkpoint, map_location='cpu',
+                               weights_only=False), encoder)
 
 
 MAE_NAME = 'MAE (mmpretrain)'
@@ -143,7 +158,7 @@ METHODS: List[DemoMethod] = [
     DemoMethod(
         'SdAE student',
         'configs/demo/sdae_vit-tiny-p4_1xb128-100e_digit-scenes.py',
-        extra_rows={'SdAE EMA teacher': 'teacher.'}),
+        extra_rows={'SdAE EMA teacher': 'teacher'}),
     DemoMethod(
         'MimCo student',
         'configs/demo/mimco_vit-tiny-p4_1xb128-20e_digit-scenes.py',
@@ -532,7 +547,8 @@ def evaluate_method(method: DemoMethod, work_root: str,
     # the same options: a distillation model builds its teachers
     cfg_options = ['--cfg-options', *options] if options else []
     rows = []
-    for row_name, (prefix, eval_dir) in method.row_dirs(work_root).items():
+    for row_name, (encoder, eval_dir) in method.row_dirs(work_root).items():
+        prefix = encoder_prefix(checkpoint, encoder)
         rows.append(dict(
             name=row_name,
             budget=budget,

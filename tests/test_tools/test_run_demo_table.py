@@ -69,13 +69,21 @@ def test_cache_round_trip_points_the_checkpoint_at_the_copy(
     assert run_demo.restore_cached(method, 'k2', str(tmp_path / 'b')) is None
 
 
-def test_cache_key_follows_the_config_and_its_options():
+def test_cache_key_follows_the_config_its_options_and_the_data(
+        tmp_path, monkeypatch):
+    # a data set of its own: the demo's may not be made yet (xdist order)
+    data = tmp_path / 'digit_scenes'
+    data.mkdir()
+    (data / 'meta.json').write_text('{"generator_version": 1}')
+    monkeypatch.setattr(run_demo, 'DATA_ROOT', str(data))
     config = run_demo.METHODS[0].config
     key = run_demo.cache_key(config, [])
     assert key == run_demo.cache_key(config, [])
     assert key != run_demo.cache_key(config,
                                      ['model.backbone.mask_ratio=0.5'])
     assert key != run_demo.cache_key(run_demo.METHODS[1].config, [])
+    (data / 'meta.json').write_text('{"generator_version": 2}')
+    assert key != run_demo.cache_key(config, [])
 
 
 def test_job_slots_serve_the_lowest_rank_first(tmp_path, monkeypatch):

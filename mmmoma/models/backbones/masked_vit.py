@@ -168,7 +168,7 @@ class MaskedViT(VisionTransformer):
             raise ValueError(
                 f'{num_tokens} tokens cannot be split into num_groups='
                 f'{num_groups} equal groups; select a multiple of num_groups '
-                'tokens (see mmmoma.models.utils.split_into_groups)')
+                'tokens (see mmmoma.models.masking.split_into_groups)')
         x = tokens.reshape(batch_size * num_groups, num_tokens // num_groups,
                            channels)
         x = torch.cat([self.prefix_tokens(x.shape[0], patch_resolution), x],
