@@ -57,6 +57,10 @@ a test in ``tests/test_compat.py``.
    The behaviour lives on the classes, so deep copies (EMA models) and
    pickled modules keep it (pinned by
    ``tests/test_checkpoints/test_strict_pretrained.py``).
+8.–10. Fixes for ``torch.compile`` and fused attention, in
+   :mod:`mmmoma.compat_speed` (applied from here): mmcv ``DropPath``
+   probabilities as Python floats, Swin window attention through SDPA, and
+   eager data preprocessing / update in a compiled ``train_step``.
 """
 import functools
 import inspect
@@ -68,6 +72,8 @@ from typing import Any, Callable, List
 import numpy as np
 import torch
 import torch.distributed as torch_dist
+
+from .compat_speed import install_speed_fixes
 
 __all__ = [
     'checkpoint_safe_globals', 'drop_persistent_workers_without_workers',
@@ -415,6 +421,7 @@ def install_load_last() -> None:
 
 _allow_checkpoint_globals()
 _patch_adjust_hue()
+install_speed_fixes()
 _patch_find_latest_checkpoint()
 _patch_worker_init()
 install_load_last()

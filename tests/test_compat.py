@@ -217,3 +217,104 @@ def test_base_module_loads_strict_pretrained_last_installed_once():
             super().init_weights()
 
     assert Later.__dict__['init_weights']._mmmoma_load_last
+
+
+def test_drop_path_probabilities_are_python_floats_and_compile():
+    """Fix 8: mmpretrain draws stochastic-depth rates with np.linspace; as
+    numpy scalars they broke torch.compile(fullgraph=True) in every block."""
+    from mmcv.cnn.bricks.drop import DropPath
+    from mmpretrain.models import VisionTransformer
+    assert type(DropPath(np.float64(0.25)).drop_prob) is float
+    assert DropPath(np.float64(0.25)).drop_prob == 0.25
+    vit = VisionTransformer(arch=dict(embed_dims=32, num_layers=2,
+                                      num_heads=2, feedforward_channels=64),
+                            img_size=16, patch_size=4, drop_path_rate=0.1)
+    rates = [module.drop_prob for module in vit.modules()
+             if isinstance(module, DropPath)]
+    assert rates and all(type(rate) is float for rate in rates)
+    assert max(rates) == pytest.approx(0.1)
+    vit.eval()
+    x = torch.randn(2, 3, 16, 16)
+    compiled = torch.compile(vit, fullgraph=True, backend='eager')
+    torch._dynamo.reset()
+    assert torch.equal(compiled(x)[0], vit(x)[0])
+
+
+@pytest.mark.parametrize('shifted', [False, True])
+def test_window_attention_is_sdpa_and_matches_mmpretrain(shifted):
+    """Fix 9: Swin's window attention through SDPA computes mmpretrain's
+    function (values and gradients, with and without the shift mask)."""
+    from mmpretrain.models.utils.attention import WindowMSA
+
+    from mmmoma.compat_speed import ORIGINAL_WINDOW_ATTENTION_FORWARD
+    torch.manual_seed(0)
+    attention = WindowMSA(embed_dims=16, num_heads=2, window_size=(3, 3))
+    attention.init_weights()
+    windows, batch, tokens = 4, 2, 9
+    x = torch.randn(windows * batch, tokens, 16)
+    mask = None
+    if shifted:
+        mask = torch.zeros(windows, tokens, tokens)
+        mask[1:, :4, 4:] = -100.0
+    outputs, grads = [], []
+    for forward in (ORIGINAL_WINDOW_ATTENTION_FORWARD[0], WindowMSA.forward):
+        attention.zero_grad()
+        inputs = x.clone().requires_grad_()
+        out = forward(attention, inputs, mask)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum() \
+            .backward()
+        outputs.append(out.detach())
+        grads.append([inputs.grad] + [
+            param.grad.clone() for param in attention.parameters()])
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-5, atol=1e-6)
+    for new, old in zip(grads[1], grads[0]):
+        torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-6)
+    calls = []
+
+    class Recorder(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is torch.nn.functional.scaled_dot_product_attention:
+                calls.append(func)
+            return func(*args, **(kwargs or {}))
+
+    with Recorder():
+        attention(x, mask)
+    assert len(calls) == 1
+
+
+def test_compiled_train_step_preprocesses_eagerly_without_recompiles():
+    """Fix 10: MMEngine's compile= compiles train_step; data samples whose
+    metainfo (file paths) changes every batch recompile no graph, and an
+    optimizer with paramwise_cfg (ConfigDict param groups) steps."""
+    from mmengine.model import BaseModel
+    from mmengine.optim import build_optim_wrapper
+    from mmpretrain.structures import DataSample
+
+    from mmmoma.compat_speed import _train_step
+    assert BaseModel.train_step is _train_step
+
+    class Tiny(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 1)
+
+        def forward(self, inputs, data_samples=None, mode='loss'):
+            return dict(loss=self.linear(inputs).pow(2).mean())
+
+    torch.manual_seed(0)
+    model = Tiny()
+    wrapper = build_optim_wrapper(model, dict(
+        optimizer=dict(type='AdamW', lr=0.1, weight_decay=0.05),
+        paramwise_cfg=dict(custom_keys={'bias': dict(decay_mult=0.0)})))
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled = torch.compile(model.train_step, backend='eager')
+    losses = []
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for step in range(3):
+            sample = DataSample(metainfo=dict(img_path=f'img_{step}.jpg'))
+            batch = dict(inputs=torch.full((2, 4), float(step + 1)),
+                         data_samples=[sample, sample])
+            losses.append(float(compiled(batch, wrapper)['loss']))
+    torch._dynamo.reset()
+    assert len(set(losses)) == 3 and all(np.isfinite(losses))

@@ -4,7 +4,9 @@ Differences from mmpretrain's script, all from :mod:`mmmoma.compat`:
 ``--resume`` works under torch >= 2.6 and falls back to the newest complete
 checkpoint when ``last_checkpoint`` is stale, ``--resume PATH`` refuses a
 partial file by name, and ``--launcher pytorch`` works on a CPU-only machine
-(gloo), so ``tools/dist_train.sh CONFIG 2`` runs anywhere.
+(gloo), so ``tools/dist_train.sh CONFIG 2`` runs anywhere. And
+``--cfg-options data_path=gpu`` moves the train augmentation to the device
+(:mod:`mmmoma.datasets.gpu_data_path`).
 """
 import argparse
 import os
@@ -19,6 +21,7 @@ import mmmoma  # noqa: F401  (registers components, applies compat fixes)
 from mmmoma.compat import (amp_to_fp32_without_gpu,
                            drop_persistent_workers_without_workers,
                            finish_distributed, setup_cpu_distributed)
+from mmmoma.datasets.gpu_data_path import apply_data_path
 from mmmoma.utils.checkpoint_files import why_incomplete
 
 
@@ -125,7 +128,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     drop_persistent_workers_without_workers(cfg)
     amp_to_fp32_without_gpu(cfg)
-    return cfg
+    # `--cfg-options data_path=gpu`: decode and augment on the device
+    return apply_data_path(cfg)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -21,7 +21,8 @@ arch = dict(
 vit = dict(arch=dict(_delete_=True, **arch), img_size=32, patch_size=4)
 model = dict(
     backbone=vit,
-    teacher=dict(network=vit, checkpoint=None),
+    # fp32 teacher on the CPU (the paper configs hold theirs in bf16)
+    teacher=dict(network=vit, checkpoint=None, dtype=None),
     mask_patch_size=8,
     # momentum projector 0.9 -> 1 (cosine): MoBY's 0.99 -> 1 over ~100
     # demo iterations kept ~60 % of its random initial weights

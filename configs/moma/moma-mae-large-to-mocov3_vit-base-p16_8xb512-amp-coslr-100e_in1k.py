@@ -11,6 +11,7 @@ model = dict(
     teachers=dict(
         mae=dict(
             teacher=dict(
+                dtype='bfloat16',  # frozen: bf16 weights, no per-step casts
                 network=dict(arch='l'),
                 checkpoint='checkpoints/mae_pretrain_vit_large_mmpretrain.pth'
             ))))

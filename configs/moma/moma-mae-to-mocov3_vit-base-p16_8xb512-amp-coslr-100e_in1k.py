@@ -18,6 +18,7 @@ model = dict(
     teachers=dict(
         mae=dict(
             teacher=dict(
+                dtype='bfloat16',  # frozen: bf16 weights, no per-step casts
                 network=dict(
                     type='MaskedViT',
                     arch='b',

@@ -27,6 +27,7 @@ model = dict(
     teachers=dict(
         mae=dict(
             teacher=dict(
+                dtype='bfloat16',  # frozen: bf16 weights, no per-step casts
                 network=vit_base_teacher,
                 checkpoint='checkpoints/mae_pretrain_vit_base_mmpretrain.pth'),
             teacher_view=0,  # the whole original view (§3.3, Fig. 4)
@@ -35,6 +36,7 @@ model = dict(
             projector=dict(type='TokenProjector')),
         moco=dict(
             teacher=dict(
+                dtype='bfloat16',  # frozen: bf16 weights, no per-step casts
                 network=vit_base_teacher,
                 checkpoint='checkpoints/mocov3_vit-base-300ep_mmpretrain.pth'),
             teacher_view=0,  # the whole original view (§3.3, Fig. 4)

@@ -15,10 +15,14 @@ max_epochs = 300
 warmup_epochs = 60
 # linear scaling with the total batch (8 x 96 = 768)
 optim_wrapper = dict(
-    type='AmpOptimWrapper',
-    loss_scale='dynamic',
+    # bf16 autocast on GPUs that have it (no loss scaler), fp16 + dynamic loss
+    # scaling on older GPUs, fp32 on the CPU (mmmoma.engine.optimizers)
+    type='AutoAmpOptimWrapper',
+    dtype='bfloat16',
     optimizer=dict(
-        type='AdamW', lr=2.666e-4 * 768 / 256, betas=(0.9, 0.95),
+        type='AdamW',
+        fused=True,  # one kernel for all parameters (same update)
+        lr=2.666e-4 * 768 / 256, betas=(0.9, 0.95),
         weight_decay=0.04),
     # official main_pretrain.py: timm's add_weight_decay(model, 0.04), no
     # skip list: no decay on every 1-D parameter (biases, every norm incl.

@@ -1,4 +1,4 @@
-from . import (backbones, heads, losses, masking, necks, selfsup,  # noqa: F401
-               utils)
+from . import (backbones, data_preprocessors, heads, losses,  # noqa: F401
+               masking, necks, selfsup, utils)
 from .backbones import *  # noqa: F401,F403
 from .utils import *  # noqa: F401,F403

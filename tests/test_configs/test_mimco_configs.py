@@ -158,7 +158,10 @@ def test_config_has_the_paper_hyper_parameters(config):
     assert cosine.type == 'CosineAnnealingLR' and cosine.by_epoch
     assert (cosine.begin, cosine.end, cosine.T_max) == (10, epochs,
                                                         epochs - 10)
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'  # name says amp
+    # name says amp: bf16 on GPUs that have it, fused AdamW
+    assert (cfg.optim_wrapper.type, cfg.optim_wrapper.dtype) == (
+        'AutoAmpOptimWrapper', 'bfloat16')
+    assert cfg.optim_wrapper.optimizer.fused is True
     hooks = [hook.type for hook in cfg.custom_hooks]
     assert 'TeacherEMAHook' in hooks and 'RNGStateHook' in hooks
 
@@ -229,8 +232,8 @@ def test_config_trains_two_iterations(config, imagenet_stand_in,
     for line in iter_lines:
         logged = set(re.findall(r'\b(loss_\w+): ', line))
         assert logged == losses, line
-    if cfg.optim_wrapper.type == 'AmpOptimWrapper':
-        assert 'replaced by OptimWrapper (fp32)' in log
+    if cfg.optim_wrapper.type == 'AutoAmpOptimWrapper':
+        assert 'AutoAmpOptimWrapper: float32 on cpu' in log
 
     checkpoint = torch.load(run.last_checkpoint, map_location='cpu')
     assert checkpoint['meta']['iter'] == ITERS

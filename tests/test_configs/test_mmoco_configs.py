@@ -214,7 +214,10 @@ def test_config_has_the_paper_hyper_parameters(config):
     assert cosine.type == 'CosineAnnealingLR'
     assert (cosine.begin, cosine.end, cosine.T_max) == (warmup, epochs,
                                                         epochs - warmup)
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'  # name says amp
+    # name says amp: bf16 on GPUs that have it, fused AdamW
+    assert (cfg.optim_wrapper.type, cfg.optim_wrapper.dtype) == (
+        'AutoAmpOptimWrapper', 'bfloat16')
+    assert cfg.optim_wrapper.optimizer.fused is True
     hooks = [hook.type for hook in cfg.custom_hooks]
     assert hooks == ['RNGStateHook', 'TeacherEMAHook',
                      'ConcentrationMonitorHook']
@@ -286,8 +289,8 @@ def test_config_trains_two_iterations(config, imagenet_stand_in,
         kappas = set(re.findall(r'\bkappa_(\w+): ', line))
         assert kappas == ({'rep', 'projector', 'predictor'}
                           if monitored else set()), line
-    if cfg.optim_wrapper.type == 'AmpOptimWrapper':
-        assert 'replaced by OptimWrapper (fp32)' in log
+    if cfg.optim_wrapper.type == 'AutoAmpOptimWrapper':
+        assert 'AutoAmpOptimWrapper: float32 on cpu' in log
 
     checkpoint = torch.load(run.last_checkpoint, map_location='cpu')
     assert checkpoint['meta']['iter'] == ITERS

@@ -74,8 +74,6 @@ def moma_config(path: str, data_root: str, checkpoint_dir: str) -> Config:
                                                       checkpoint_dir)
     # one file per teacher, and one for the student's init
     assert len(stand_ins) == len(cfg.model.teachers) + (init_cfg is not None)
-    if cfg.optim_wrapper.type == 'AmpOptimWrapper':  # CUDA only
-        cfg.optim_wrapper.type = 'OptimWrapper'
     loader = cfg.train_dataloader
     loader.update(batch_size=BATCH_SIZE, num_workers=0,
                   persistent_workers=False)

@@ -44,8 +44,8 @@ def test_config_trains_two_iterations(config, imagenet_stand_in,
     run = train_in_process(cfg, options)
     log = run.log
     assert log.count('Epoch(train)') == 2, log[-4000:]  # logger interval 1
-    if cfg.optim_wrapper.type == 'AmpOptimWrapper':
-        assert 'replaced by OptimWrapper (fp32)' in log
+    if cfg.optim_wrapper.type == 'AutoAmpOptimWrapper':
+        assert 'AutoAmpOptimWrapper: float32 on cpu' in log
 
     checkpoint = torch.load(run.last_checkpoint, map_location='cpu')
     assert checkpoint['meta']['iter'] == 2
@@ -87,10 +87,9 @@ def test_weight_decay_groups_are_official(config, no_decay_tokens):
     import mmmoma  # noqa: F401 (registers SdAE)
     cfg = Config.fromfile(osp.join(REPO_ROOT, config))
     model = tiny_model_from(cfg)
-    optim_cfg = cfg.optim_wrapper.copy()
-    optim_cfg.type = 'OptimWrapper'  # AmpOptimWrapper needs a GPU
-    optim_cfg.pop('loss_scale', None)
-    optimizer = build_optim_wrapper(model, optim_cfg).optimizer
+    # AutoAmpOptimWrapper: fp32 on the CPU
+    optimizer = build_optim_wrapper(model,
+                                    cfg.optim_wrapper.copy()).optimizer
     names = {id(p): n for n, p in model.named_parameters()}
     no_decay, decay = set(), set()
     for group in optimizer.param_groups:

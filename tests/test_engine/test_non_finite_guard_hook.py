@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from mmengine.model import BaseModel
-from mmengine.optim import OptimWrapper
+from mmengine.optim import build_optim_wrapper
 
 from mmmoma.engine.hooks import NonFiniteGuardHook, NonFiniteTrainingError
 
@@ -40,9 +40,10 @@ class InfGrad(torch.autograd.Function):
         return grad * float('inf')
 
 
-def setup(**hook_args):
+def setup(wrapper_type: str = 'OptimWrapper', **hook_args):
     model = TwoTermModel()
-    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    wrapper = build_optim_wrapper(
+        model, dict(type=wrapper_type, optimizer=dict(type='SGD', lr=0.1)))
     records = SimpleNamespace(warning=[], error=[])
     logger = SimpleNamespace(warning=records.warning.append,
                              error=records.error.append)
@@ -93,6 +94,19 @@ def test_inf_gradient_with_a_finite_loss_stops_before_the_step():
     with pytest.raises(NonFiniteTrainingError,
                        match='non-finite gradient norm at iteration 5 '
                        r'\(epoch 2\): grad_norm=(inf|nan)'):
+        step(model, wrapper)
+    assert all(torch.equal(a, b) for a, b in zip(before, weights(model)))
+
+
+def test_inf_gradient_stops_the_scaler_free_auto_amp_wrapper():
+    """AutoAmpOptimWrapper in fp32 / bf16 has no loss scaler to skip inf
+    gradients, so the guard checks them as for a plain OptimWrapper."""
+    model, wrapper, _, _, _ = setup('AutoAmpOptimWrapper')
+    assert wrapper.loss_scaler is None
+    model.poison = 'inf_grad'
+    before = weights(model)
+    with pytest.raises(NonFiniteTrainingError,
+                       match='non-finite gradient norm at iteration 5'):
         step(model, wrapper)
     assert all(torch.equal(a, b) for a, b in zip(before, weights(model)))
 

@@ -1,6 +1,7 @@
 """tools/analysis/benchmark.py on tiny ViTs (embed 64, depth 2, 32 px,
 patch 4), CPU."""
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -310,11 +311,12 @@ def test_baseline_attention_flops_and_versus_mocov3(benchmark, tiny_result):
         3 * (attention(17) + attention(65)), rel=1e-12)
     assert tiny_result.reference_attention_gflops * 1e9 == attention(65)
 
-    table = benchmark.format_table(tiny_result)
+    # the FLOPs table; the cost table after it is tested below
+    table = benchmark.format_table(tiny_result).split('\nCost\n')[0]
     for column in ('attn GFLOPs/img', 'FLOPs vs MoCo v3', 'attn vs MoCo v3',
                    'FLOPs vs MAE', 'time vs MAE'):
         assert column in table
-    assert 'peak GPU MiB' not in table  # no row has one on the CPU
+    assert 'peak GPU MiB' not in table  # it is in the cost table
     (mae_line, ) = [line for line in table.splitlines()
                     if line.startswith('mmpretrain MAE')]
     flops_vs_mocov3 = 100 * (mae.train_gflops_per_image /
@@ -522,3 +524,247 @@ def test_chunking_summary_arithmetic(benchmark, tiny_result):
     assert 'no n = 1 row' in summary and 'Why the gap' not in summary
     # no M-MoCo / M-BYOL row, no summary
     assert benchmark.format_chunking_summary(tiny_result) == ''
+
+
+# ----------------------------------------------------------------------------
+# What a GPU owner pays for: precision, MFU, memory, data pipeline
+# ----------------------------------------------------------------------------
+def cost_lines(printed: str, name: str):
+    """The cells of ``name``'s line in the cost table (split on 2+ spaces)."""
+    import re
+    cost = printed.split('\nCost\n')[-1]  # the last run's
+    (line, ) = [line for line in cost.splitlines() if line.startswith(name)]
+    return re.split(r'\s{2,}', line.strip())
+
+
+COST_HEADER = ['model', 'precision', 'speed settings', 'step ms', 'img/s',
+               'TFLOP/s', 'MFU', 'peak GPU MiB', 'data img/s/core',
+               'cores/CPU step', 'CPU cores/GPU']
+
+
+@pytest.fixture(scope='module')
+def stand_in_root(tmp_path_factory):
+    tool = load_tool(REPO_ROOT / 'tools' / 'dataset_converters' /
+                     'make_stand_in_imagenet.py')
+    root = tmp_path_factory.mktemp('stand_in') / 'imagenet'
+    tool.make_stand_in_imagenet(str(root), images_per_class=2)
+    return str(root)
+
+
+def test_cost_table_on_cpu_mfu_against_the_cpu_peak(benchmark, tiny_result):
+    peak = tiny_result.matmul_peak
+    assert peak['dtype'] == 'float32'  # the dtype of the fp32 step
+    assert peak['flops_per_s'] == pytest.approx(
+        2 * peak['size']**3 / peak['seconds'])
+    table = benchmark.format_table(tiny_result)
+    assert 'matmul peak (MFU = step FLOP/s / this): ' in table
+    assert f'float32 {peak["size"]}x{peak["size"]} matmul' in table
+    assert cost_lines(table, 'model') == COST_HEADER
+    for row in tiny_result.rows:
+        assert row.precision == 'fp32' and row.speed_settings == []
+        step_flops = row.train_gflops_per_image * 1e9 * 2  # batch 2
+        assert row.tflops_per_s * 1e12 == pytest.approx(
+            step_flops / row.step_time_s)
+        assert row.mfu == pytest.approx(row.tflops_per_s * 1e12 /
+                                        peak['flops_per_s'])
+        assert 0 < row.mfu < 1
+        assert row.data_images_per_core_s is None and row.compile_s is None
+        cells = cost_lines(table, row.name)
+        assert cells[1:3] == ['fp32', '-']
+        assert cells[6] == f'{100 * row.mfu:.3g}%'
+        # GPU figures are not estimated on the CPU; data not asked for
+        assert cells[7] == cells[10] == 'not measured'
+        assert cells[8] == cells[9] == '—'
+
+
+def test_bf16_on_cpu_same_flops_and_data_columns(benchmark, tiny_result,
+                                                 stand_in_root, capsys):
+    result = benchmark.main(TINY_ARGS + TINY_MAE_DECODER + [
+        '--precision', 'bf16', '--data-root', stand_in_root,
+        '--data-images', '4'
+    ])
+    printed = capsys.readouterr().out
+    assert result.matmul_peak['dtype'] == 'bfloat16'
+    assert 'bfloat16' in printed.split('matmul peak')[1].splitlines()[0]
+    fp32 = {row.name: row for row in tiny_result.rows}
+    for row in result.rows:
+        # autocast changes the dtype, not the FLOPs
+        assert row.train_gflops_per_image == \
+            fp32[row.name].train_gflops_per_image
+        assert row.attention_gflops_per_image == \
+            fp32[row.name].attention_gflops_per_image
+        assert row.precision == 'bf16'
+        assert row.data_images_per_core_s > 0
+        assert row.cores_per_step == pytest.approx(
+            row.images_per_s / row.data_images_per_core_s)
+        cells = cost_lines(printed, row.name)
+        assert cells[1] == 'bf16'
+        assert cells[8:10] == [f'{row.data_images_per_core_s:.1f}',
+                               f'{row.cores_per_step:.2f}']
+        assert cells[7] == cells[10] == 'not measured'
+    assert 'ViT custom' in printed and ', cpu, bf16' in printed
+
+
+def test_precision_options(benchmark, capsys):
+    assert benchmark.parse_args([]).precision == 'fp32'
+    assert benchmark.parse_args(['--precision', 'bf16']).precision == 'bf16'
+    for argv in (['--precision', 'fp16', '--device', 'cpu'],
+                 ['--amp', '--precision', 'bf16']):
+        with pytest.raises(SystemExit):
+            benchmark.parse_args(argv)
+    assert 'on the CPU use bf16' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(['--data-root', '/does/not/exist'])
+    assert '--data-root: ' in capsys.readouterr().err
+
+
+def test_switch_row_names_and_speed_settings(benchmark):
+    from mmengine.config import Config
+    assert benchmark.switch_row_name('cfg', {}) == 'cfg'
+    assert benchmark.switch_row_name('cfg [num_chunks=4]', {
+        'optim_wrapper.optimizer.fused': True,
+        'model.teachers.mae.teacher.dtype': 'bfloat16',
+        'model.teacher.dtype': 'bfloat16',
+        'compile': True,
+        'data_path': 'gpu',
+        'model.neck.decoder_depth': 1,
+    }) == 'cfg [num_chunks=4] (fused, teacher bf16, compile, gpu data)'
+    # switches turned off are not named
+    assert benchmark.switch_row_name('cfg', {
+        'optim_wrapper.optimizer.fused': False, 'compile': False,
+        'model.teacher.dtype': None, 'data_path': 'cpu'}) == 'cfg'
+    assert benchmark.switch_row_name('cfg', {'compile.backend': 'eager'}) \
+        == 'cfg (compile)'
+    cfg = Config(dict(
+        optim_wrapper=dict(optimizer=dict(type='AdamW', fused=True)),
+        model=dict(teachers=dict(a=dict(teacher=dict(
+            network=dict(type='MaskedViT'), checkpoint='a.pth',
+            dtype='bfloat16')))),
+        data_path='gpu'))
+    assert benchmark.speed_settings(cfg) == ['fused', 'teacher bf16',
+                                             'gpu data']
+    assert benchmark.speed_settings(Config(dict(compile=True))) == \
+        ['compile']
+    assert benchmark.speed_settings(Config(dict()), compile_flag=True) == \
+        ['compile']
+
+
+def test_switches_and_compile_in_one_moma_row(benchmark, moma_config,
+                                              capsys):
+    """bf16 autocast, fused AdamW, a bf16 teacher and a compiled step (the
+    eager backend: Dynamo's tracing without code generation) on the CPU;
+    the FLOPs are counted before compiling and do not change."""
+    args = [moma_config, '--no-baselines', '--random-teachers', *TINY_ARGS]
+    (plain, ) = benchmark.main(args).rows
+    (fast, ) = benchmark.main(args + [
+        '--precision', 'bf16', '--cfg-options',
+        'optim_wrapper.optimizer.fused=True',
+        'model.teachers.mocov3.teacher.dtype=bfloat16',
+        'compile.backend=eager'
+    ]).rows
+    printed = capsys.readouterr().out
+    assert fast.name == 'moma_tiny (fused, teacher bf16, compile)'
+    assert fast.speed_settings == ['fused', 'teacher bf16', 'compile']
+    assert fast.precision == 'bf16'
+    assert fast.train_gflops_per_image == plain.train_gflops_per_image
+    assert plain.compile_s is None and fast.compile_s > 0
+    assert "torch.compile(model.train_step, **{'backend': 'eager'})" in \
+        printed
+    assert f'{fast.name}: first (compiling) step' in printed
+    assert cost_lines(printed, fast.name)[2] == \
+        'fused, teacher bf16, compile'
+
+
+def test_gpu_data_path_seam(benchmark, tmp_path, stand_in_root,
+                            monkeypatch):
+    """``data_path=gpu`` goes through ``to_gpu_data_path`` (a stand-in of
+    mmmoma.datasets.gpu_data_path here) after the size overrides; the batch
+    then comes from real files and the rewritten pipeline is timed."""
+    import types
+    config = tmp_path / 'mae_gpu.py'
+    config.write_text("_base_ = ['mmpretrain::mae/"
+                      "mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py']\n")
+    seen = {}
+
+    def to_gpu_data_path(cfg):
+        pipeline = cfg.train_dataloader.dataset.pipeline
+        seen['crop'] = pipeline[1]['scale']
+        seen['calls'] = 0
+        pipeline.insert(1, dict(type='_CountSamples'))
+        return cfg
+
+    from mmcv.transforms import BaseTransform
+    from mmpretrain.registry import TRANSFORMS
+
+    @TRANSFORMS.register_module(force=True)
+    class _CountSamples(BaseTransform):
+
+        def transform(self, results):
+            assert results['img_path'].startswith(stand_in_root)
+            seen['calls'] += 1
+            return results
+
+    module = types.ModuleType('mmmoma.datasets.gpu_data_path')
+    module.to_gpu_data_path = to_gpu_data_path
+    monkeypatch.setitem(sys.modules, 'mmmoma.datasets.gpu_data_path', module)
+    args = [str(config), '--no-baselines', *TINY_ARGS, '--cfg-options',
+            'model.neck.decoder_depth=1', 'data_path=gpu']
+    with pytest.raises(ValueError, match='pass --data-root'):
+        benchmark.main(args)
+    (row, ) = benchmark.main(args + ['--data-root', stand_in_root,
+                                     '--data-images', '3']).rows
+    assert seen['crop'] == 32  # rewritten after --img-size
+    # the batch (2 files), and the pipeline timing: 4 warm-up + 3
+    assert seen['calls'] == 2 + 4 + 3
+    assert row.name == 'mae_gpu (gpu data)' and row.data_path == 'gpu'
+    assert row.data_images_per_core_s > 0
+
+
+GPU_SPEED = REPO_ROOT / 'tools' / 'analysis' / 'gpu_speed.py'
+
+
+def test_gpu_speed_plan_sets_real_config_fields(tmp_path):
+    """The GPU plan (dry run): 5 methods x 7 variants (teacher-bf16 only
+    where there is a frozen teacher), every --cfg-options key a field of
+    its config, compiles last."""
+    gpu_speed = load_tool(GPU_SPEED)
+    rows = gpu_speed.plan('DATA', str(tmp_path), smoke=False)
+    assert len(rows) == 5 * 7 - 3
+    assert [row.variant for row in rows[-10:]] == ['compile'] * 5 + \
+        ['all'] * 5
+    for row in rows:
+        command = row.command
+        assert command[command.index('--batch-size') + 1] == '256'
+        assert '--random-teachers' in command
+        cfg = benchmark_module_config(command[2])
+        options = command[command.index('--cfg-options') + 1:]
+        check_key = load_tool(SCRIPT).check_config_key
+        for option in options:
+            key = option.split('=')[0]
+            if key == 'optim_wrapper.optimizer.fused':  # a torch argument
+                assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+                assert 'fused' in inspect.signature(
+                    torch.optim.AdamW).parameters
+            elif key not in ('compile', 'data_path'):  # Runner-level fields
+                check_key(cfg, key, row.label)
+
+
+def benchmark_module_config(path):
+    from mmmoma.utils.config_tools import load_config
+    return load_config(path if '::' in path else str(REPO_ROOT / path))
+
+
+def test_gpu_speed_cpu_smoke_mode(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(GPU_SPEED), '--smoke', '--methods', 'mimco',
+         '--out-dir', str(tmp_path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = (tmp_path / 'gpu_speed.txt').read_text()
+    for label in ('MimCo fp32', 'MimCo bf16'):
+        cells = cost_lines(table, label)
+        assert cells[1] == label.split()[-1]
+        assert cells[7] == cells[10] == 'not measured'
+        assert float(cells[8]) > 0  # data img/s/core on the stand-in JPEGs
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'gpu_speed.json', 'gpu_speed.log', 'gpu_speed.txt']

@@ -24,8 +24,19 @@ configs) the tool
    ``torch.no_grad``, such as frozen teachers, are counted and add no
    backward), and separately the FLOPs of the attention matmuls alone
    (``Q·Kᵀ`` and ``P·V``, forward + backward),
-6. times ``--steps`` further steps after ``--warmup`` steps (median; CUDA is
-   synchronised around each step) and reads the peak GPU memory.
+6. times ``--steps`` steps after ``--warmup`` (median, CUDA-synchronised)
+   in ``--precision`` (whatever the configs say, so that rows compare),
+   compiled first if the config sets ``compile`` (as MMEngine's Runner) or
+   with ``--compile`` (the compiling step is untimed), reads the peak GPU
+   memory, and divides the step FLOP/s by the peak of a large matmul
+   measured once per run on the same device: MFU (:mod:`mmmoma.utils.mfu`),
+7. with ``--data-root`` (JPEGs from
+   ``tools/dataset_converters/make_stand_in_imagenet.py``), times the train
+   pipeline on one core and divides the step rate by it: the CPU cores that
+   would feed the step (:mod:`mmmoma.utils.data_throughput`; a config with
+   ``data_path='gpu'`` is rewritten by ``mmmoma.datasets.gpu_data_path``
+   first: its bytes-only pipeline is timed, its batch is real JPEGs, and
+   the decode + augmentation are part of the step).
 
 FLOPs are reported per sample (a MoCo v3 sample is two crops) and as a
 multiple of F, the forward FLOPs per image of a plain mmpretrain
@@ -35,7 +46,10 @@ and the MoCo v3 row (FLOPs, attention FLOPs).
 
 ``--sweep KEY=V1,V2,...`` (``benchmark_sweep.py``) benchmarks every CONFIG
 once per value, with ``KEY=value`` added to its ``--cfg-options``; rows are
-named ``CONFIG [LAST_KEY=value]``; the baselines are not swept. Rows of
+named ``CONFIG [LAST_KEY=value]``; the baselines are not swept. Speed
+switches turned on by ``--cfg-options`` (``optim_wrapper.optimizer.fused``,
+``model[.teachers.<name>].teacher.dtype``, ``compile``, ``data_path=gpu``)
+are appended to the row name: ``CONFIG (fused, teacher bf16)``. Rows of
 models that encode their views in chunks (a ``num_chunks`` attribute: M-MoCo,
 M-BYOL) are followed by ``chunking_summary.py``'s comparison with the n = 1
 row, MoCo v3 and the M-MoCo paper's claim.
@@ -44,11 +58,9 @@ Examples (ViT-B/16; Swin configs are refused with an error saying so)::
 
     python tools/analysis/benchmark.py --arch b --img-size 224 \
         --batch-size 2 --steps 3 --warmup 1 --device cpu
-    python tools/analysis/benchmark.py configs/sdae/sdae-*_in1k.py \
-        --arch b --img-size 224 --batch-size 2 --steps 3 --warmup 1 \
-        --device cpu
     python tools/analysis/benchmark.py CONFIG --random-teachers --arch b \
-        --img-size 224 --batch-size 2 --steps 2 --warmup 1 --device cpu
+        --precision bf16 --data-root data/stand_in_imagenet \
+        --cfg-options optim_wrapper.optimizer.fused=True
     python tools/analysis/benchmark.py \
         configs/mmoco/mmoco_vit-base-p16_8xb512-amp-coslr-300e_in1k.py \
         --sweep model.num_chunks=1,2,4,8 --arch b --img-size 224 \
@@ -61,10 +73,8 @@ import gc
 import json
 import logging
 import os.path as osp
-import statistics
 import sys
 import tempfile
-import time
 from dataclasses import asdict
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -80,8 +90,16 @@ from mmengine.utils import ProgressBar
 import mmmoma  # noqa: F401  (registers components, applies compat fixes)
 from mmmoma.utils.config_tools import (CROP_SIZE_KEYS, find_train_pipeline,
                                        load_config, override_pipeline_size)
+from mmmoma.utils.data_throughput import (apply_data_path, cores_per_gpu,
+                                          load_real_batch,
+                                          measure_pipeline_throughput,
+                                          stand_in_image_paths)
 from mmmoma.utils.flops import (FlopBreakdown, count_flop_breakdown,
                                 train_step_flop_breakdown)
+from mmmoma.utils.mfu import (MatmulPeak, compile_options, measure_matmul_peak,
+                              model_flops_utilisation,
+                              precision_optim_wrapper_cfg, resolved_precision,
+                              time_train_steps)
 from mmmoma.utils.model_shrinking import resolve_vit_arch, shrink_model
 from mmmoma.utils.stand_in_checkpoints import (missing_checkpoints,
                                                write_stand_in_checkpoints)
@@ -89,9 +107,12 @@ from mmmoma.utils.train_batch import build_train_batch, image_sizes
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # sibling modules
 from benchmark_report import (BASELINE_CONFIGS, BenchmarkResult,  # noqa: E402
-                              BenchmarkRow, BenchmarkSettings, format_table)
-from benchmark_sweep import (SweepValue, check_config_key,  # noqa: E402
-                             parse_sweep, sweep_row_name)
+                              BenchmarkRow, BenchmarkSettings, format_peak,
+                              format_table)
+from benchmark_sweep import (SweepValue, add_cost_arguments,  # noqa: E402
+                             check_config_key, check_cost_arguments,
+                             parse_sweep, speed_settings, sweep_row_name,
+                             switch_row_name)
 from chunking_summary import format_chunking_summary  # noqa: E402
 
 
@@ -151,41 +172,23 @@ def plain_vit_forward_flop_breakdown(
     return flops
 
 
-def plain_vit_forward_flops(arch: Dict[str, int], img_size: int,
-                            patch_size: int,
-                            device: Union[str, torch.device]) -> int:
-    """F: forward FLOPs for one image of a plain mmpretrain
-    ``VisionTransformer`` (CLS output, final norm, no head)."""
-    return plain_vit_forward_flop_breakdown(arch, img_size, patch_size,
-                                            device).total
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def _build_optim_wrapper(model: torch.nn.Module, cfg: Config, amp: bool):
-    """The config's optimizer, wrapped for fp32 or (``amp``) mixed
-    precision: the benchmark, not the config, chooses the precision so that
-    all rows are comparable."""
+def _build_optim_wrapper(model: torch.nn.Module, cfg: Config,
+                         precision: str):
+    """The config's optimizer, wrapped for ``precision`` (the benchmark, not
+    the config, chooses it so that all rows are comparable; see
+    :func:`mmmoma.utils.mfu.precision_optim_wrapper_cfg`); returns it and
+    the precision it resolved."""
     if 'optim_wrapper' not in cfg:
         raise ValueError('the config has no optim_wrapper')
-    optim_cfg = copy.deepcopy(cfg.optim_wrapper)
-    if amp:
-        optim_cfg['type'] = 'AmpOptimWrapper'
-        optim_cfg.setdefault('loss_scale', 'dynamic')
-    else:
-        optim_cfg['type'] = 'OptimWrapper'
-        for key in ('loss_scale', 'dtype', 'use_fsdp'):
-            optim_cfg.pop(key, None)
+    optim_cfg = precision_optim_wrapper_cfg(cfg.optim_wrapper, precision)
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.WARNING)  # silence the per-parameter lr log
     try:
-        return build_optim_wrapper(model, optim_cfg)
+        wrapper = build_optim_wrapper(model, optim_cfg)
     finally:
         logger.setLevel(level)
+    return wrapper, resolved_precision(wrapper)
 
 
 def benchmark_config(name: str,
@@ -193,12 +196,12 @@ def benchmark_config(name: str,
                      settings: BenchmarkSettings,
                      reference_forward_flops: int,
                      cfg_options: Optional[Dict[str, Any]] = None,
-                     sweep: Optional[SweepValue] = None
-                     ) -> BenchmarkRow:
+                     sweep: Optional[SweepValue] = None,
+                     peak: Optional[MatmulPeak] = None) -> BenchmarkRow:
     """Measure one config; see the module docstring.
 
     ``cfg_options``, then the ``sweep`` (key, value) pair, are merged into
-    the config before the size overrides.
+    the config before the size overrides; MFU is relative to ``peak``.
     """
     device = torch.device(settings.device)
     cfg = load_config(config_path)
@@ -217,6 +220,14 @@ def benchmark_config(name: str,
     overrides += override_pipeline_size(
         find_train_pipeline(cfg), settings.img_size)
     print(f'  overrides: {"; ".join(overrides) or "none"}', flush=True)
+    switches = speed_settings(cfg, settings.compile)
+    cfg, data_path = apply_data_path(cfg)  # after the size overrides
+    scope = cfg.get('default_scope', 'mmpretrain')
+    image_paths = (stand_in_image_paths(settings.data_root)
+                   if settings.data_root else None)
+    if data_path == 'gpu' and not image_paths:
+        raise ValueError(f'{name}: data_path=gpu decodes real JPEG bytes in '
+                         'the step: pass --data-root')
 
     stand_in_dir = None
     stand_in_fields = []
@@ -232,8 +243,13 @@ def benchmark_config(name: str,
         check_checkpoints_exist(cfg.model, name)
 
     set_random_seed(settings.seed)
-    data = build_train_batch(cfg, settings.batch_size, settings.img_size,
-                             settings.seed)
+    if data_path == 'gpu':
+        data = load_real_batch(find_train_pipeline(cfg),
+                               cfg.train_dataloader.get('collate_fn'),
+                               image_paths, settings.batch_size, scope)
+    else:
+        data = build_train_batch(cfg, settings.batch_size, settings.img_size,
+                                 settings.seed)
 
     from mmpretrain.registry import MODELS
     model_cfg = copy.deepcopy(cfg.model)
@@ -254,9 +270,12 @@ def benchmark_config(name: str,
     model.to(device)
     model.train()
     check_input_size(model, data, settings.img_size, name)
-    optim_wrapper = _build_optim_wrapper(model, cfg, settings.amp)
+    optim_wrapper, precision = _build_optim_wrapper(model, cfg,
+                                                    settings.precision)
+    compile_kwargs = compile_options(cfg.get('compile'), settings.compile)
 
-    total_steps = 1 + settings.warmup + settings.steps
+    total_steps = 1 + (compile_kwargs is not None) + settings.warmup + \
+        settings.steps
     message_hub = MessageHub.get_current_instance()
     message_hub.update_info('max_iters', total_steps)
     message_hub.update_info('max_epochs', 1)
@@ -270,26 +289,28 @@ def benchmark_config(name: str,
     num_chunks = getattr(model, 'num_chunks', None)
     num_target_chunks = getattr(model, 'num_target_chunks', None)
 
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
-    print(f'  timing {settings.warmup} warm-up + {settings.steps} steps:',
-          flush=True)
-    progress = ProgressBar(settings.warmup + settings.steps)
-    step_times = []
-    for step in range(settings.warmup + settings.steps):
-        message_hub.update_info('iter', 1 + step)
-        _synchronize(device)
-        start = time.perf_counter()
-        model.train_step(data, optim_wrapper)
-        _synchronize(device)
-        if step >= settings.warmup:
-            step_times.append(time.perf_counter() - start)
-        progress.update()
-    print(flush=True)
-    peak_memory = (torch.cuda.max_memory_allocated(device) / 2**20
-                   if device.type == 'cuda' else None)
+    if compile_kwargs is not None:  # FLOPs were counted uncompiled
+        print(f'  torch.compile(model.train_step, **{compile_kwargs}): the '
+              'first step compiles, untimed', flush=True)
+    print(f'  timing {settings.warmup} warm-up + {settings.steps} steps '
+          f'({precision}):', flush=True)
+    progress = ProgressBar(total_steps - 1)
 
-    step_time = statistics.median(step_times)
+    def before_step(index: int) -> None:
+        message_hub.update_info('iter', 1 + index)
+        if index:
+            progress.update()
+
+    timing = time_train_steps(model, data, optim_wrapper, settings.steps,
+                              settings.warmup, compile_kwargs, before_step)
+    progress.update()
+    print(flush=True)
+    step_time = timing.step_time_s
+    data_rate = None
+    if image_paths:
+        data_rate = measure_pipeline_throughput(
+            find_train_pipeline(cfg), image_paths, settings.data_images,
+            scope).images_per_core_s
     del model, optim_wrapper, data
     gc.collect()
     if device.type == 'cuda':
@@ -305,14 +326,24 @@ def benchmark_config(name: str,
         settings.batch_size / 1e9,
         step_time_s=step_time,
         images_per_s=settings.batch_size / step_time,
-        peak_memory_mib=peak_memory,
+        peak_memory_mib=timing.peak_memory_mib,
         overrides=overrides,
         cfg_options=dict(cfg_options or {}),
         stand_in_checkpoints=stand_in_fields,
         sweep=dict([sweep]) if sweep is not None else {},
         model_type=model_type,
         num_chunks=num_chunks,
-        num_target_chunks=num_target_chunks)
+        num_target_chunks=num_target_chunks,
+        precision=precision,
+        speed_settings=switches,
+        tflops_per_s=step_flops.total / step_time / 1e12,
+        mfu=None if peak is None else model_flops_utilisation(
+            step_flops.total, step_time, peak.flops_per_s),
+        compile_s=timing.compile_s,
+        data_path=data_path,
+        data_images_per_core_s=data_rate,
+        cores_per_step=None if data_rate is None else cores_per_gpu(
+            settings.batch_size / step_time, data_rate))
 
 
 # ----------------------------------------------------------------------------
@@ -347,9 +378,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='timed steps (default: 5)')
     parser.add_argument('--warmup', type=int, default=2,
                         help='untimed steps before timing (default: 2)')
-    parser.add_argument('--amp', action='store_true',
-                        help='mixed precision (AmpOptimWrapper; needs CUDA); '
-                        "default fp32 for every row, whatever the configs say")
+    add_cost_arguments(parser)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, default={},
@@ -401,9 +430,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
              f'--patch-size ({args.patch_size})')
     if args.device == 'cuda' and not torch.cuda.is_available():
         fail('--device cuda: CUDA is not available')
-    if args.amp and args.device != 'cuda':
-        fail("--amp needs --device cuda (mmengine's AmpOptimWrapper "
-             'requires a GPU)')
+    check_cost_arguments(args, fail)
     try:
         args.arch_dict = resolve_vit_arch(args.arch)
     except ValueError as error:
@@ -423,9 +450,12 @@ def main(argv: Optional[Sequence[str]] = None) -> BenchmarkResult:
         device=args.device,
         steps=args.steps,
         warmup=args.warmup,
-        amp=args.amp,
+        precision=args.precision,
         seed=args.seed,
-        random_teachers=args.random_teachers)
+        random_teachers=args.random_teachers,
+        compile=args.compile,
+        data_root=args.data_root,
+        data_images=args.data_images)
 
     init_default_scope('mmpretrain')
     # (row name, config, cfg-options, sweep (key, value) or None)
@@ -436,7 +466,8 @@ def main(argv: Optional[Sequence[str]] = None) -> BenchmarkResult:
     for path in args.configs:
         name = osp.splitext(osp.basename(path))[0]
         if args.sweep is None:
-            jobs.append((name, path, args.cfg_options, None))
+            jobs.append((switch_row_name(name, args.cfg_options), path,
+                         args.cfg_options, None))
             continue
         # fail before minutes of benchmarking, not in the middle
         cfg = load_config(path)
@@ -444,7 +475,8 @@ def main(argv: Optional[Sequence[str]] = None) -> BenchmarkResult:
             cfg.merge_from_dict(args.cfg_options)
         key, values = args.sweep
         check_config_key(cfg, key, name)
-        jobs += [(sweep_row_name(name, key, value), path, args.cfg_options,
+        jobs += [(switch_row_name(sweep_row_name(name, key, value),
+                                  args.cfg_options), path, args.cfg_options,
                   (key, value)) for value in values]
 
     reference = plain_vit_forward_flop_breakdown(settings.arch,
@@ -453,23 +485,33 @@ def main(argv: Optional[Sequence[str]] = None) -> BenchmarkResult:
                                                  settings.device)
     print(f'F (plain ViT forward) = {reference.total / 1e9:.4g} GFLOPs/img '
           f'(attention {reference.attention / 1e9:.4g})', flush=True)
+    device = torch.device(settings.device)
+    peak = measure_matmul_peak(
+        device, torch.bfloat16 if device.type == 'cuda'
+        or settings.precision == 'bf16' else torch.float32)
+    print(format_peak(peak._asdict()), flush=True)
 
     rows = []
     for index, (name, path, cfg_options, sweep) in enumerate(jobs, start=1):
         print(f'[{index}/{len(jobs)}] {name} ({path})', flush=True)
         row = benchmark_config(name, path, settings, reference.total,
-                               cfg_options, sweep)
+                               cfg_options, sweep, peak)
+        data = '' if row.data_images_per_core_s is None else (
+            f', data {row.data_images_per_core_s:.1f} img/s/core '
+            f'({row.cores_per_step:.2f} cores)')
         print(f'  {row.train_gflops_per_image:.4g} GFLOPs/img '
               f'({row.flops_ratio:.2f} F; attention '
               f'{row.attention_gflops_per_image:.4g}), '
-              f'{row.step_time_s * 1e3:.1f} ms/step', flush=True)
+              f'{row.step_time_s * 1e3:.1f} ms/step, {row.precision}, MFU '
+              f'{100 * row.mfu:.3g}%{data}', flush=True)
         rows.append(row)
 
     result = BenchmarkResult(
         settings=settings,
         reference_forward_gflops=reference.total / 1e9,
         reference_attention_gflops=reference.attention / 1e9,
-        rows=rows)
+        rows=rows,
+        matmul_peak=peak._asdict())
     print(format_table(result), flush=True)
     summary = format_chunking_summary(result)
     if summary:

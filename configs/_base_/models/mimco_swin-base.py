@@ -18,6 +18,7 @@ model = dict(
         out_indices=(3, ),
         drop_path_rate=0.0),  # the paper does not say
     teacher=dict(
+        dtype='bfloat16',  # frozen: bf16 weights, no per-step casts
         network=dict(
             type='SwinTransformer',
             arch='base',

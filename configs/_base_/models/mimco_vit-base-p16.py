@@ -16,6 +16,7 @@ model = dict(
         out_type='featmap',  # (B, C, 14, 14) patch feature map
         drop_path_rate=0.0),  # the paper does not say
     teacher=dict(
+        dtype='bfloat16',  # frozen: bf16 weights, no per-step casts
         network=dict(
             type='MaskedViT',
             arch='b',

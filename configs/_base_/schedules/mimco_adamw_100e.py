@@ -6,10 +6,14 @@
 max_epochs = 100
 warmup_epochs = 10
 optim_wrapper = dict(
-    type='AmpOptimWrapper',  # fp32 with a warning when there is no GPU
-    loss_scale='dynamic',
+    # bf16 autocast on GPUs that have it (no loss scaler), fp16 + dynamic loss
+    # scaling on older GPUs, fp32 on the CPU (mmmoma.engine.optimizers)
+    type='AutoAmpOptimWrapper',
+    dtype='bfloat16',
     optimizer=dict(
-        type='AdamW', lr=1e-3 * 2048 / 512, betas=(0.9, 0.999),
+        type='AdamW',
+        fused=True,  # one kernel for all parameters (same update)
+        lr=1e-3 * 2048 / 512, betas=(0.9, 0.999),
         weight_decay=0.05),
     paramwise_cfg=dict(
         norm_decay_mult=0.0,

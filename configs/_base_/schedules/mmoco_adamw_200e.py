@@ -8,10 +8,13 @@ max_epochs = 200
 warmup_epochs = 20
 batch_size = 1024
 optim_wrapper = dict(
-    type='AmpOptimWrapper',  # fp32 with a warning when there is no GPU
-    loss_scale='dynamic',
+    # bf16 autocast on GPUs that have it (no loss scaler), fp16 + dynamic loss
+    # scaling on older GPUs, fp32 on the CPU (mmmoma.engine.optimizers)
+    type='AutoAmpOptimWrapper',
+    dtype='bfloat16',
     optimizer=dict(
         type='AdamW',
+        fused=True,  # one kernel for all parameters (same update)
         lr=1.5e-4 * batch_size / 256,
         betas=(0.9, 0.95),
         weight_decay=0.1))

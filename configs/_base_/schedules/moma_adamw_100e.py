@@ -10,10 +10,13 @@
 max_epochs = 100
 warmup_epochs = 20
 optim_wrapper = dict(
-    type='AmpOptimWrapper',  # loss_scale='dynamic' by default; on CPU
-    # (no AMP) use --cfg-options optim_wrapper.type=OptimWrapper
+    # bf16 autocast on GPUs that have it (no loss scaler), fp16 + dynamic loss
+    # scaling on older GPUs, fp32 on the CPU (mmmoma.engine.optimizers)
+    type='AutoAmpOptimWrapper',
+    dtype='bfloat16',
     optimizer=dict(
         type='AdamW',
+        fused=True,  # one kernel for all parameters (same update)
         lr=1.5e-4 * 4096 / 256,  # base lr 1.5e-4 x batch / 256 (see above)
         betas=(0.9, 0.95),
         weight_decay=0.05),

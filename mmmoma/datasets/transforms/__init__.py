@@ -1,3 +1,4 @@
 from .contrastive_views import ContrastiveViews
+from .encoded_image import LoadEncodedImage
 
-__all__ = ['ContrastiveViews']
+__all__ = ['ContrastiveViews', 'LoadEncodedImage']

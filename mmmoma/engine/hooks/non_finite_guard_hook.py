@@ -7,7 +7,7 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.dist import is_distributed
 from mmengine.hooks import Hook
-from mmengine.optim import AmpOptimWrapper, OptimWrapper, OptimWrapperDict
+from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.registry import HOOKS
 from torch import Tensor
 
@@ -62,8 +62,9 @@ class NonFiniteGuardHook(Hook):
       names the iteration and each non-finite loss term (from the model's
       ``parse_losses``);
     * **gradient norm**: before ``optimizer.step``, the global L2 norm of the
-      gradients must be finite (skipped for ``AmpOptimWrapper``, whose
-      dynamic loss scaler expects and skips inf gradients);
+      gradients must be finite (skipped for wrappers with a loss scaler,
+      ``AmpOptimWrapper`` and fp16 ``AutoAmpOptimWrapper``, whose dynamic
+      loss scaler expects and skips inf gradients);
     * **checkpoint**: before a checkpoint is written, every floating-point
       tensor of its ``state_dict`` must be finite.
 
@@ -137,8 +138,9 @@ class NonFiniteGuardHook(Hook):
             return
         update_params: Callable = wrapper.update_params
         step: Callable = wrapper.step
-        check_grads = self.check_grad_norm and not isinstance(
-            wrapper, AmpOptimWrapper)
+        # A loss scaler (fp16) expects and skips inf gradients itself.
+        check_grads = self.check_grad_norm and getattr(
+            wrapper, 'loss_scaler', None) is None
 
         def guarded_update_params(loss: Tensor, step_kwargs=None,
                                   zero_kwargs=None) -> None:
@@ -162,6 +164,11 @@ class NonFiniteGuardHook(Hook):
                     return  # update_params zeroes the gradients next
             return step(**kwargs)
 
+        # Under MMEngine's ``compile=`` (torch.compile of train_step) the
+        # checks, backward and optimizer step run eagerly after the compiled
+        # forward: they read values back to the host by design.
+        guarded_update_params = torch.compiler.disable(guarded_update_params)
+        guarded_step = torch.compiler.disable(guarded_step)
         guarded_update_params._mmmoma_guarded = True
         wrapper.update_params = guarded_update_params
         wrapper.step = guarded_step

@@ -1,3 +1,4 @@
+from .auto_amp import AutoAmpOptimWrapper
 from .layer_decay import BackboneLayerDecayOptimWrapperConstructor
 
-__all__ = ['BackboneLayerDecayOptimWrapperConstructor']
+__all__ = ['AutoAmpOptimWrapper', 'BackboneLayerDecayOptimWrapperConstructor']

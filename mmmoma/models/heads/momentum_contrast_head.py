@@ -169,16 +169,33 @@ class MomentumContrastHead(BaseModule):
         return neck(features) if self.level == 'patch' else \
             neck((features, ))[0]
 
-    def _rows(self, features: Tensor, cells: Optional[Tensor]) -> Tensor:
+    def _rows(self, features: Tensor, cells: Optional[Tensor],
+              cells_per_sample: Optional[int]) -> Tensor:
         """The rows of the loss: patch (B, D, h, w) → (M, D) at the M cells
-        of ``cells``; image (B, D) as it is."""
-        return features.permute(0, 2, 3, 1)[cells] \
-            if self.level == 'patch' else features
+        of ``cells`` (sample-major, row-major within a sample); image
+        (B, D) as it is.
+
+        With ``cells_per_sample`` (k, M = B·k) the rows are gathered by
+        index, on the device; without it, by boolean indexing, which reads
+        M back to the host (a GPU sync).
+        """
+        if self.level != 'patch':
+            return features
+        rows = features.permute(0, 2, 3, 1)
+        if cells_per_sample is None:
+            return rows[cells]
+        rows = rows.flatten(1, 2)  # (B, h·w, D)
+        # True cells first, in row-major order (a stable sort)
+        ids = torch.argsort((~cells).flatten(1).to(torch.uint8), dim=1,
+                            stable=True)[:, :cells_per_sample]
+        return rows.gather(1, ids[..., None].expand(-1, -1, rows.shape[2])) \
+            .flatten(0, 1)
 
     def loss(self,
              student: Tensor,
              teacher: Tensor,
-             cells: Optional[Tensor] = None) -> Tensor:
+             cells: Optional[Tensor] = None,
+             cells_per_sample: Optional[int] = None) -> Tensor:
         """This level's loss; enqueues this step's keys (contrastive).
 
         Args:
@@ -187,20 +204,26 @@ class MomentumContrastHead(BaseModule):
                 channels under ℓ1).
             cells (Tensor, optional): bool (B, h, w), True = a cell of the
                 loss (patch level; unused at the image level).
+            cells_per_sample (int, optional): k, the True cells of every
+                sample of ``cells`` (the same for all samples). Given, the
+                step reads nothing back to the host; None: the count is read
+                from ``cells``.
 
         Returns:
             Tensor: scalar loss.
         """
         query = self._rows(
             self._project(self.predictor,
-                          self._project(self.projector, student)), cells)
+                          self._project(self.projector, student)), cells,
+            cells_per_sample)
         if self.loss_type == 'l1':
-            target = self._rows(teacher, cells)
+            target = self._rows(teacher, cells, cells_per_sample)
             return F.l1_loss(query, target.to(query.dtype))
         with torch.no_grad():
             keys = F.normalize(
                 self._project(self.momentum_projector, teacher), dim=1)
-        loss = queue_info_nce(query, self._rows(keys, cells),
+        loss = queue_info_nce(query,
+                              self._rows(keys, cells, cells_per_sample),
                               self.queue.keys.clone(), self.temperature)
         self.queue.enqueue(keys if self.level == 'image' else
                            patch_queue_key(keys, cells, self.queue_key))

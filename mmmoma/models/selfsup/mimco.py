@@ -31,6 +31,7 @@ from ..masking import (EncoderInput, MaskPlan, build_mask_generator,
                        check_mask_ratio, patch_size)
 from ..utils.key_queue import KeyQueue, check_queue_tiling
 from ..utils.momentum import MomentumTarget, WithMomentumTarget
+from ..utils.validation import one_of
 from .base import MaskedPretrainer
 
 PATCH_LOSSES = ('contrastive', 'l1')
@@ -185,12 +186,9 @@ class MimCo(WithMomentumTarget, MaskedPretrainer):
                  **teacher))
         self.model_patch_size = patch_size(self.backbone)
         self._build_masking(mask_generator, mask_ratio, mask_patch_size)
-        if patch_loss not in PATCH_LOSSES:
-            raise ValueError(f'MimCo.patch_loss must be one of '
-                             f'{PATCH_LOSSES}, got {patch_loss!r}')
-        if patch_queue_key not in PATCH_QUEUE_KEYS:
-            raise ValueError(f'MimCo.patch_queue_key must be one of '
-                             f'{PATCH_QUEUE_KEYS}, got {patch_queue_key!r}')
+        self._checked_feature_masks: Dict[int, bool] = {}
+        one_of(patch_loss, PATCH_LOSSES, 'MimCo.patch_loss')
+        one_of(patch_queue_key, PATCH_QUEUE_KEYS, 'MimCo.patch_queue_key')
         if patch_queue_key == 'masked' and self.masks_nothing:
             masking = f'MimCo.mask_ratio={self.mask_ratio}' if \
                 self.mask_patch_size is not None else \
@@ -339,6 +337,11 @@ class MimCo(WithMomentumTarget, MaskedPretrainer):
         cells = hidden.view(hidden.shape[0], feature_size[0], stride,
                             feature_size[1], stride)
         masked = cells.all(dim=4).all(dim=2)
+        # checked on the first step only (it reads the mask back to the
+        # host); a generator's plans have the same structure every step
+        if self._checked_feature_masks.get(stride):
+            return masked
+        self._checked_feature_masks[stride] = True
         if bool((cells.any(dim=4).any(dim=2) != masked).any()):
             name = f'MimCo.mask_patch_size={self.mask_patch_size}' \
                 if self.mask_patch_size is not None else \
@@ -389,11 +392,16 @@ class MimCo(WithMomentumTarget, MaskedPretrainer):
         # L_patch over every cell
         loss_cells = torch.ones_like(feature_mask) if plan.masks_nothing \
             else feature_mask
+        # k loss cells per sample, from the plan's shapes (no host read)
+        patches_per_cell = plan.num_patches // loss_cells[0].numel()
+        cells_per_sample = loss_cells[0].numel() if plan.masks_nothing else \
+            (plan.num_patches - plan.visible_ids.shape[1]) // patches_per_cell
 
         losses = {}
         if self.patch_loss_weight > 0:
             losses['loss_patch'] = self.patch_loss_weight * \
-                self.patch_head.loss(student, teacher, loss_cells)
+                self.patch_head.loss(student, teacher, loss_cells,
+                                     cells_per_sample)
         if self.image_loss_weight > 0:
             losses['loss_image'] = self.image_loss_weight * \
                 self.image_head.loss(student, teacher)

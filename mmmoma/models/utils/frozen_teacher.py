@@ -1,7 +1,7 @@
 """A frozen, pre-trained teacher network (MOMA, MimCo)."""
 import pickle
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 from mmengine.logging import MMLogger
@@ -77,7 +77,18 @@ class FrozenTeacher(nn.Module):
             the algorithms set it, e.g.
             ``'model.teachers.<name>.teacher.checkpoint'`` (MOMA).
             Defaults to ``'teacher.checkpoint'``.
+        dtype (str, optional): hold the weights in this dtype and run the
+            network in it, outside autocast: ``'bfloat16'`` or
+            ``'float16'``. Floating-point inputs are cast to it and outputs
+            back to the input's dtype. None (default): fp32 weights, and the
+            network follows the surrounding autocast (which re-casts every
+            weight at every step). Device moves keep the dtype; ``.float()``
+            / ``.half()`` on the enclosing model do not change it. On a GPU
+            without bf16 support ``'bfloat16'`` becomes ``'float16'`` (with a
+            warning).
     """
+
+    DTYPES = (None, 'bfloat16', 'float16')
 
     def __init__(self,
                  network: dict,
@@ -85,8 +96,14 @@ class FrozenTeacher(nn.Module):
                  checkpoint_prefix: str = 'backbone.',
                  allowed_missing: Sequence[str] = (),
                  save_in_checkpoint: bool = False,
-                 config_key: str = 'teacher.checkpoint') -> None:
+                 config_key: str = 'teacher.checkpoint',
+                 dtype: Optional[str] = None) -> None:
         super().__init__()
+        if dtype not in self.DTYPES:
+            dtype_key = config_key.rsplit('.', 1)[0] + '.dtype'
+            raise ValueError(f'{dtype_key}={dtype!r}: a frozen teacher\'s '
+                             f'dtype must be one of {self.DTYPES}')
+        self.dtype = None if dtype is None else getattr(torch, dtype)
         if not checkpoint and _READ_CHECKPOINTS[-1]:
             raise ValueError(
                 f'{config_key}={checkpoint!r}: FrozenTeacher needs the path '
@@ -100,6 +117,7 @@ class FrozenTeacher(nn.Module):
         self.save_in_checkpoint = save_in_checkpoint
         # object.__setattr__ bypasses nn.Module's sub-module registration.
         object.__setattr__(self, '_network', MODELS.build(network))
+        self._cast_network()
         if _READ_CHECKPOINTS[-1]:
             self.reload()
         else:
@@ -137,6 +155,18 @@ class FrozenTeacher(nn.Module):
             f'{self.checkpoint}')
         self._freeze()
 
+    def _cast_network(self) -> None:
+        if self.dtype is None:
+            return
+        if (self.dtype == torch.bfloat16
+                and _first_device_type(self._network) == 'cuda'
+                and not torch.cuda.is_bf16_supported()):
+            MMLogger.get_current_instance().warning(
+                f'{self.config_key}: this GPU has no bfloat16 support; the '
+                'frozen teacher runs in float16 instead')
+            self.dtype = torch.float16
+        self._network.to(self.dtype)
+
     def _freeze(self) -> None:
         for param in self._network.parameters():
             param.requires_grad_(False)
@@ -144,9 +174,21 @@ class FrozenTeacher(nn.Module):
 
     @torch.no_grad()
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the teacher network without autograd, in eval mode."""
+        """Run the teacher network without autograd, in eval mode.
+
+        With ``dtype``, floating-point tensor arguments are cast to it, the
+        network runs with autocast disabled, and floating-point outputs are
+        cast back to the dtype of the first floating-point argument.
+        """
         self._network.eval()
-        return self._network(*args, **kwargs)
+        if self.dtype is None:
+            return self._network(*args, **kwargs)
+        input_dtype = _first_float_dtype((args, kwargs)) or torch.float32
+        args, kwargs = _cast_floats((args, kwargs), self.dtype)
+        device_type = _first_device_type(self._network)
+        with torch.autocast(device_type, enabled=False):
+            outputs = self._network(*args, **kwargs)
+        return _cast_floats(outputs, input_dtype)
 
     def train(self, mode: bool = True) -> 'FrozenTeacher':
         """Record the mode, but keep the teacher network in eval mode."""
@@ -157,6 +199,7 @@ class FrozenTeacher(nn.Module):
     def _apply(self, fn, *args, **kwargs):  # device / dtype moves
         super()._apply(fn, *args, **kwargs)
         self._network._apply(fn, *args, **kwargs)
+        self._cast_network()
         return self
 
     def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
@@ -188,8 +231,41 @@ class FrozenTeacher(nn.Module):
     def extra_repr(self) -> str:
         return (f'network={type(self._network).__name__}, '
                 f'checkpoint={self.checkpoint!r}, frozen=True, '
-                f'save_in_checkpoint={self.save_in_checkpoint}')
+                f'save_in_checkpoint={self.save_in_checkpoint}, '
+                f'dtype={self.dtype}')
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}({self.extra_repr()})\n'
                 f'  (network): {self._network!r}')
+
+
+def _first_float_dtype(tree: Any) -> Optional[torch.dtype]:
+    """The dtype of the first floating-point tensor in a nested structure."""
+    if isinstance(tree, torch.Tensor):
+        return tree.dtype if tree.is_floating_point() else None
+    if isinstance(tree, dict):
+        tree = list(tree.values())
+    if isinstance(tree, (list, tuple)):
+        for item in tree:
+            dtype = _first_float_dtype(item)
+            if dtype is not None:
+                return dtype
+    return None
+
+
+def _cast_floats(tree: Any, dtype: torch.dtype) -> Any:
+    """Cast every floating-point tensor of a nested tuple / list / dict."""
+    if isinstance(tree, torch.Tensor):
+        return tree.to(dtype) if tree.is_floating_point() else tree
+    if isinstance(tree, dict):
+        return type(tree)((key, _cast_floats(value, dtype))
+                          for key, value in tree.items())
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_cast_floats(item, dtype) for item in tree)
+    return tree
+
+
+def _first_device_type(network: nn.Module) -> str:
+    for param in network.parameters():
+        return param.device.type
+    return 'cpu'

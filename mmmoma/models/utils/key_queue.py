@@ -67,10 +67,13 @@ class KeyQueue(nn.Module):
         keys = keys.detach()
         if get_world_size() > 1:
             keys = torch.cat(all_gather(keys.contiguous()), dim=0)
-        self.check_batch(keys.shape[0])
-        start = int(self.ptr)
-        self.keys[start:start + keys.shape[0]] = keys.to(self.keys.dtype)
-        self.ptr.fill_((start + keys.shape[0]) % self.length)
+        num_keys = keys.shape[0]
+        self.check_batch(num_keys)
+        # the slots ptr, ..., ptr + n - 1 (contiguous: n divides the length),
+        # computed on the device: no read of ptr back to the host
+        slots = self.ptr + torch.arange(num_keys, device=self.ptr.device)
+        self.keys.index_copy_(0, slots, keys.to(self.keys.dtype))
+        self.ptr.copy_((self.ptr + num_keys) % self.length)
 
 
 def _valid_queue_settings(length: int, batch_size: int, world_size: int,

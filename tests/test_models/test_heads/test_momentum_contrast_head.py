@@ -212,3 +212,29 @@ def test_bad_arguments_raise_naming_the_field(kwargs, match):
 def test_l1_is_patch_level_only():
     with pytest.raises(ValueError, match=r"loss one of \('contrastive',\)"):
         build('image', loss='l1', target_channels=5)
+
+
+@pytest.mark.parametrize('loss_type', ['contrastive', 'l1'])
+def test_rows_by_count_equal_boolean_rows_bit_for_bit(loss_type):
+    """With ``cells_per_sample`` (what MimCo passes, from the plan's shapes)
+    the loss cells are gathered on the device instead of boolean-indexed
+    (a host read of their count): the same loss, gradients and queue."""
+    cells = torch.zeros(2, 3, 3, dtype=torch.bool)
+    cells[0, 0, :2] = cells[0, 2, 2] = True
+    cells[1, 1:, 1] = cells[1, 0, 0] = True  # 3 cells in each image
+    results = []
+    for count in (None, 3):
+        head = build() if loss_type == 'contrastive' else build(
+            loss='l1', target_channels=C)
+        student, teacher = maps()
+        student.requires_grad_()
+        loss = head.loss(student, teacher, cells, count)
+        loss.backward()
+        results.append((loss.detach(), student.grad,
+                        head.queue.keys.clone() if hasattr(head, 'queue')
+                        else None))
+    (loss_a, grad_a, queue_a), (loss_b, grad_b, queue_b) = results
+    assert torch.equal(loss_a, loss_b) and torch.equal(grad_a, grad_b)
+    assert grad_a.abs().sum() > 0
+    if queue_a is not None:
+        assert torch.equal(queue_a, queue_b)

@@ -299,10 +299,12 @@ def spy_masks(model: MimCo) -> dict:
     model.backbone.register_forward_pre_hook(pre_hook, with_kwargs=True)
     original = model.patch_head.loss
 
-    def patch_loss(student, teacher, mask):
+    def patch_loss(student, teacher, mask, cells_per_sample):
         seen['feature'] = mask
         seen['feature_map'] = student.shape
-        return original(student, teacher, mask)
+        # the count MimCo derives from the plan's shapes is the mask's own
+        assert (mask.flatten(1).sum(1) == cells_per_sample).all()
+        return original(student, teacher, mask, cells_per_sample)
 
     model.patch_head.loss = patch_loss
     return seen

@@ -89,3 +89,28 @@ def test_two_gloo_processes_enqueue_each_others_keys(tmp_path):
     for rank in (0, 1):
         message = torch.load(tmp_path / f'error{rank}.pth')
         assert message is not None and '(6' in message
+
+
+def test_enqueue_never_reads_the_pointer_back_to_the_host():
+    """The write position is computed on the device (a GPU step does not
+    wait for it); the queue still advances block by block and wraps."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class HostReads(TorchDispatchMode):
+        reads = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ == '_local_scalar_dense':
+                HostReads.reads += 1
+            return func(*args, **(kwargs or {}))
+
+    queue = KeyQueue(6, 2)
+    blocks = [torch.full((2, 2), float(i)) for i in range(4)]
+    with HostReads():
+        for block in blocks:
+            queue.enqueue(block)
+    assert HostReads.reads == 0
+    # blocks 0, 1, 2 filled the queue, block 3 replaced block 0
+    assert torch.equal(queue.keys, torch.cat([blocks[3], blocks[1],
+                                              blocks[2]]))
+    assert int(queue.ptr) == 2
