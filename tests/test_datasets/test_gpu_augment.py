@@ -489,3 +489,36 @@ def test_grayscale_and_solarize_rates_match_their_probabilities():
     solarized = (out - 55).abs().amax((1, 2, 3)) < 1e-3
     assert torch.all(solarized | ((out - 200).abs().amax((1, 2, 3)) < 1e-3))
     assert abs(solarized.float().mean().item() - solar_prob) < 0.04
+
+
+def test_augmentations_depend_on_the_iteration_so_resume_is_exact():
+    """The generator is seeded from (seed, rank, iteration): a fresh
+    preprocessor at iteration 7 (a resumed run) draws what the running one
+    draws there, and consecutive batches of one iteration still differ."""
+    from mmengine.logging import MessageHub
+
+    def preprocessor():
+        return GPUAugmentDataPreprocessor(
+            crops=[dict(size=16, scale=(0.2, 1.0))], views=[dict(crop=0)],
+            seed=3)
+
+    images = [torch.randint(0, 256, (3, 40, 30), dtype=torch.uint8,
+                            generator=torch.Generator().manual_seed(i))
+              for i in range(4)]
+    hub = MessageHub.get_current_instance()
+    previous = hub.get_info('iter')
+    try:
+        running = preprocessor()
+        outputs = {}
+        for iteration in range(8):
+            hub.update_info('iter', iteration)
+            outputs[iteration] = running(dict(inputs=images))['inputs']
+        resumed = preprocessor()
+        hub.update_info('iter', 7)
+        assert torch.equal(resumed(dict(inputs=images))['inputs'],
+                           outputs[7])
+        assert not torch.equal(outputs[6], outputs[7])
+        again = resumed(dict(inputs=images))['inputs']  # same iteration
+        assert not torch.equal(again, outputs[7])
+    finally:
+        hub.update_info('iter', previous)

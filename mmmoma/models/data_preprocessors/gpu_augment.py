@@ -28,11 +28,12 @@ parameters, and the indices of the samples each operation applies to
 (:func:`apply_to_samples`), are then copied to the device. So nothing in the
 augmentation reads a device value back (no ``.item()``, no data-dependent
 shapes), and the same seed gives the same parameters on CPU and CUDA. The
-generator is seeded lazily, at the first batch, from ``seed`` (default:
-``torch.initial_seed()``, which MMEngine's ``randomness.seed`` sets) plus
-the distributed rank, so ranks draw different augmentations. Its state is
-not checkpointed: a resumed run draws other augmentations than the
-uninterrupted one would (as the CPU path's re-seeded workers do).
+generator is re-seeded for every batch from ``seed`` (default:
+``torch.initial_seed()``, which MMEngine's ``randomness.seed`` sets), the
+distributed rank (ranks draw different augmentations) and the training
+iteration of MMEngine's message hub (plus a count of the batches seen at
+that iteration, 0 in training), so a resumed run draws exactly the augmentations the
+uninterrupted run would have, with no generator state to checkpoint.
 
 Not bit-identical to the CPU path: the views stay float from the resize
 on (no rounding to uint8 between operations), hue is rotated in float HSV
@@ -43,6 +44,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.dist import get_rank
+from mmengine.logging import MessageHub
 from mmengine.model import BaseDataPreprocessor
 from mmpretrain.registry import MODELS
 from torch import Tensor
@@ -115,14 +117,21 @@ class GPUAugmentDataPreprocessor(BaseDataPreprocessor):
                              torch.tensor(std).float().view(-1, 1, 1), False)
         self.seed = seed
         self.decoded_bgr = decoded_bgr
-        self.generator: Optional[torch.Generator] = None
+        # (iteration, batches seen in it): one batch per training iteration
+        # in a Runner; outside one, the batches of a never-changing iteration
+        self._position = (None, 0)
 
     def _host_generator(self) -> torch.Generator:
-        if self.generator is None:
-            base = torch.initial_seed() if self.seed is None else self.seed
-            self.generator = torch.Generator().manual_seed(
-                (base + 1_000_003 * get_rank()) % 2**63)
-        return self.generator
+        """A CPU generator seeded from (seed, rank, iteration)."""
+        base = torch.initial_seed() if self.seed is None else self.seed
+        iteration = MessageHub.get_current_instance().get_info('iter')
+        last, count = self._position
+        count = count + 1 if iteration == last else 0
+        self._position = (iteration, count)
+        # ints hash deterministically (no PYTHONHASHSEED salt)
+        seed = hash((int(base), get_rank(), -1 if iteration is None else
+                     int(iteration), count)) % 2**63
+        return torch.Generator().manual_seed(seed)
 
     def decode(self, inputs: Union[Tensor, Sequence[Tensor]]) -> List[Tensor]:
         """The batch as B RGB uint8 images (3, H_i, W_i) on the device.
