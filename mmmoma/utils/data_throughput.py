@@ -10,7 +10,8 @@ to the device are not included.
 
 The GPU data path (``data_path='gpu'`` in a config: decode and augment in
 the model's data preprocessor) is measured the same way once
-:func:`apply_data_path` has rewritten the config: the CPU side is then the
+:func:`mmmoma.datasets.gpu_data_path.apply_data_path` has rewritten the
+config: the CPU side is then the
 bytes-only pipeline, and the decode + augmentation run inside the training
 step, whose time includes them.
 """
@@ -22,11 +23,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-#: Where :func:`apply_data_path` finds the GPU data path's config rewrite.
-GPU_DATA_PATH_MODULE = 'mmmoma.datasets.gpu_data_path'
 #: Image suffixes :func:`stand_in_image_paths` picks up.
 IMAGE_SUFFIXES = ('.jpeg', '.jpg', '.png')
 
@@ -198,33 +196,3 @@ def load_real_batch(pipeline_cfg: Sequence[Dict[str, Any]],
     if collate is None:
         raise ValueError(f'collate_fn: unknown type {collate_type!r}')
     return partial(collate, **collate_cfg)(samples)
-
-
-def apply_data_path(cfg: Config) -> Tuple[Config, str]:
-    """The config as it trains with its ``data_path`` (``'cpu'`` default).
-
-    ``data_path='gpu'`` is rewritten by
-    ``mmmoma.datasets.gpu_data_path.to_gpu_data_path(cfg)`` (imported only
-    then): a bytes-only CPU pipeline, decode + augmentation in
-    ``model.data_preprocessor``.
-
-    Returns:
-        The (possibly rewritten) config and its data path, ``'cpu'`` or
-        ``'gpu'``.
-    """
-    data_path = cfg.get('data_path', 'cpu') or 'cpu'
-    if data_path == 'cpu':
-        return cfg, 'cpu'
-    if data_path != 'gpu':
-        raise ValueError(
-            f"data_path={data_path!r}: expected 'cpu' or 'gpu'")
-    try:
-        from importlib import import_module
-        to_gpu_data_path = import_module(
-            GPU_DATA_PATH_MODULE).to_gpu_data_path
-    except (ImportError, AttributeError) as error:
-        raise RuntimeError(
-            f'data_path=gpu needs {GPU_DATA_PATH_MODULE}.to_gpu_data_path, '
-            f'which is not available: {error}') from error
-    rewritten = to_gpu_data_path(cfg)
-    return (cfg if rewritten is None else rewritten), 'gpu'

@@ -678,9 +678,8 @@ def test_switches_and_compile_in_one_moma_row(benchmark, moma_config,
 def test_gpu_data_path_seam(benchmark, tmp_path, stand_in_root,
                             monkeypatch):
     """``data_path=gpu`` goes through ``to_gpu_data_path`` (a stand-in of
-    mmmoma.datasets.gpu_data_path here) after the size overrides; the batch
+    the translator here) after the size overrides; the batch
     then comes from real files and the rewritten pipeline is timed."""
-    import types
     config = tmp_path / 'mae_gpu.py'
     config.write_text("_base_ = ['mmpretrain::mae/"
                       "mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py']\n")
@@ -704,9 +703,8 @@ def test_gpu_data_path_seam(benchmark, tmp_path, stand_in_root,
             seen['calls'] += 1
             return results
 
-    module = types.ModuleType('mmmoma.datasets.gpu_data_path')
-    module.to_gpu_data_path = to_gpu_data_path
-    monkeypatch.setitem(sys.modules, 'mmmoma.datasets.gpu_data_path', module)
+    from mmmoma.datasets import gpu_data_path
+    monkeypatch.setattr(gpu_data_path, 'to_gpu_data_path', to_gpu_data_path)
     args = [str(config), '--no-baselines', *TINY_ARGS, '--cfg-options',
             'model.neck.decoder_depth=1', 'data_path=gpu']
     with pytest.raises(ValueError, match='pass --data-root'):

@@ -1,7 +1,5 @@
 """mmmoma.utils.data_throughput: a config's train pipeline on JPEG files,
-one thread, per CPU core; the GPU data path seam."""
-import sys
-import types
+one thread, per CPU core."""
 from pathlib import Path
 
 import cv2
@@ -9,13 +7,11 @@ import numpy as np
 import pytest
 import torch
 from mmcv.transforms import BaseTransform
-from mmengine.config import Config
 from mmpretrain.registry import TRANSFORMS
 from PIL import Image
 
 import mmmoma  # noqa: F401
-from mmmoma.utils.data_throughput import (apply_data_path, cores_per_gpu,
-                                          load_real_batch,
+from mmmoma.utils.data_throughput import (cores_per_gpu, load_real_batch,
                                           measure_pipeline_throughput,
                                           stand_in_image_paths)
 
@@ -91,34 +87,3 @@ def test_load_real_batch_collates_the_files(images):
                             stand_in_image_paths(images), batch_size=4)
     assert batch['inputs'].shape == (4, 3, 32, 32)
     assert batch['inputs'].dtype == torch.uint8
-
-
-def test_data_path_seam(monkeypatch):
-    cfg = Config(dict(model=dict(type='M'), train_dataloader=dict(
-        dataset=dict(pipeline=list(PIPELINE)))))
-    assert apply_data_path(cfg) == (cfg, 'cpu')
-    cfg.data_path = 'tpu'
-    with pytest.raises(ValueError, match="'cpu' or 'gpu'"):
-        apply_data_path(cfg)
-
-    cfg.data_path = 'gpu'
-    seen = []
-
-    def to_gpu_data_path(config):
-        seen.append(config)
-        rewritten = Config(config.to_dict())
-        rewritten.train_dataloader.dataset.pipeline = [
-            dict(type='LoadImageFromFile'), dict(type='PackInputs')]
-        return rewritten
-
-    module = types.ModuleType('mmmoma.datasets.gpu_data_path')
-    module.to_gpu_data_path = to_gpu_data_path
-    monkeypatch.setitem(sys.modules, 'mmmoma.datasets.gpu_data_path', module)
-    rewritten, data_path = apply_data_path(cfg)
-    assert data_path == 'gpu' and seen == [cfg]
-    assert len(rewritten.train_dataloader.dataset.pipeline) == 2
-
-    monkeypatch.setitem(sys.modules, 'mmmoma.datasets.gpu_data_path',
-                        types.ModuleType('mmmoma.datasets.gpu_data_path'))
-    with pytest.raises(RuntimeError, match='to_gpu_data_path'):
-        apply_data_path(cfg)

@@ -88,10 +88,10 @@ from mmengine.runner import set_random_seed
 from mmengine.utils import ProgressBar
 
 import mmmoma  # noqa: F401  (registers components, applies compat fixes)
+from mmmoma.datasets.gpu_data_path import apply_data_path
 from mmmoma.utils.config_tools import (CROP_SIZE_KEYS, find_train_pipeline,
                                        load_config, override_pipeline_size)
-from mmmoma.utils.data_throughput import (apply_data_path, cores_per_gpu,
-                                          load_real_batch,
+from mmmoma.utils.data_throughput import (cores_per_gpu, load_real_batch,
                                           measure_pipeline_throughput,
                                           stand_in_image_paths)
 from mmmoma.utils.flops import (FlopBreakdown, count_flop_breakdown,
@@ -221,7 +221,8 @@ def benchmark_config(name: str,
         find_train_pipeline(cfg), settings.img_size)
     print(f'  overrides: {"; ".join(overrides) or "none"}', flush=True)
     switches = speed_settings(cfg, settings.compile)
-    cfg, data_path = apply_data_path(cfg)  # after the size overrides
+    cfg = apply_data_path(cfg)  # after the size overrides
+    data_path = cfg.get('data_path', 'cpu')
     scope = cfg.get('default_scope', 'mmpretrain')
     image_paths = (stand_in_image_paths(settings.data_root)
                    if settings.data_root else None)

@@ -164,11 +164,6 @@ class NonFiniteGuardHook(Hook):
                     return  # update_params zeroes the gradients next
             return step(**kwargs)
 
-        # Under MMEngine's ``compile=`` (torch.compile of train_step) the
-        # checks, backward and optimizer step run eagerly after the compiled
-        # forward: they read values back to the host by design.
-        guarded_update_params = torch.compiler.disable(guarded_update_params)
-        guarded_step = torch.compiler.disable(guarded_step)
         guarded_update_params._mmmoma_guarded = True
         wrapper.update_params = guarded_update_params
         wrapper.step = guarded_step

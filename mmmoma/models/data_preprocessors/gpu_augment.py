@@ -32,8 +32,9 @@ generator is re-seeded for every batch from ``seed`` (default:
 ``torch.initial_seed()``, which MMEngine's ``randomness.seed`` sets), the
 distributed rank (ranks draw different augmentations) and the training
 iteration of MMEngine's message hub (plus a count of the batches seen at
-that iteration, 0 in training), so a resumed run draws exactly the augmentations the
-uninterrupted run would have, with no generator state to checkpoint.
+that iteration, 0 in training), so a resumed run draws exactly the
+augmentations the uninterrupted run would have, with no generator state to
+checkpoint.
 
 Not bit-identical to the CPU path: the views stay float from the resize
 on (no rounding to uint8 between operations), hue is rotated in float HSV

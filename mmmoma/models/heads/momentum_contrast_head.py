@@ -24,6 +24,7 @@ from mmpretrain.registry import MODELS
 from torch import Tensor, nn
 
 from ..losses import queue_info_nce
+from ..masking.indices import gather_tokens
 from ..utils.config_fill import fill_channels
 from ..utils.key_queue import KeyQueue
 from ..utils.momentum import ema_update_
@@ -66,6 +67,22 @@ def patch_queue_key(keys: Tensor, cells: Tensor, over: str = 'all') -> Tensor:
         chosen = cells[:, None].to(keys.dtype)
         mean = (keys * chosen).sum(dim=(2, 3)) / chosen.sum(dim=(2, 3))
     return F.normalize(mean, dim=1)
+
+
+def loss_cell_ids(cells: Tensor, cells_per_sample: int) -> Tensor:
+    """The row-major indices of each sample's loss cells, on the device.
+
+    Args:
+        cells (Tensor): bool (B, h, w) with ``cells_per_sample`` True cells
+            in every sample.
+        cells_per_sample (int): k.
+
+    Returns:
+        Tensor: (B, k) long indices into the h·w cells, ascending (True
+        cells first under a stable sort).
+    """
+    return torch.argsort((~cells).flatten(1).to(torch.uint8), dim=1,
+                         stable=True)[:, :cells_per_sample]
 
 
 @MODELS.register_module()
@@ -170,26 +187,21 @@ class MomentumContrastHead(BaseModule):
             neck((features, ))[0]
 
     def _rows(self, features: Tensor, cells: Optional[Tensor],
-              cells_per_sample: Optional[int]) -> Tensor:
+              cell_ids: Optional[Tensor]) -> Tensor:
         """The rows of the loss: patch (B, D, h, w) → (M, D) at the M cells
         of ``cells`` (sample-major, row-major within a sample); image
         (B, D) as it is.
 
-        With ``cells_per_sample`` (k, M = B·k) the rows are gathered by
-        index, on the device; without it, by boolean indexing, which reads
-        M back to the host (a GPU sync).
+        With ``cell_ids`` ((B, k) from :func:`loss_cell_ids`, M = B·k) the
+        rows are gathered by index, on the device; without, by boolean
+        indexing, which reads M back to the host (a GPU sync).
         """
         if self.level != 'patch':
             return features
         rows = features.permute(0, 2, 3, 1)
-        if cells_per_sample is None:
+        if cell_ids is None:
             return rows[cells]
-        rows = rows.flatten(1, 2)  # (B, h·w, D)
-        # True cells first, in row-major order (a stable sort)
-        ids = torch.argsort((~cells).flatten(1).to(torch.uint8), dim=1,
-                            stable=True)[:, :cells_per_sample]
-        return rows.gather(1, ids[..., None].expand(-1, -1, rows.shape[2])) \
-            .flatten(0, 1)
+        return gather_tokens(rows.flatten(1, 2), cell_ids).flatten(0, 1)
 
     def loss(self,
              student: Tensor,
@@ -212,18 +224,20 @@ class MomentumContrastHead(BaseModule):
         Returns:
             Tensor: scalar loss.
         """
+        cell_ids = None if cells_per_sample is None or \
+            self.level != 'patch' else loss_cell_ids(cells, cells_per_sample)
         query = self._rows(
             self._project(self.predictor,
                           self._project(self.projector, student)), cells,
-            cells_per_sample)
+            cell_ids)
         if self.loss_type == 'l1':
-            target = self._rows(teacher, cells, cells_per_sample)
+            target = self._rows(teacher, cells, cell_ids)
             return F.l1_loss(query, target.to(query.dtype))
         with torch.no_grad():
             keys = F.normalize(
                 self._project(self.momentum_projector, teacher), dim=1)
         loss = queue_info_nce(query,
-                              self._rows(keys, cells, cells_per_sample),
+                              self._rows(keys, cells, cell_ids),
                               self.queue.keys.clone(), self.temperature)
         self.queue.enqueue(keys if self.level == 'image' else
                            patch_queue_key(keys, cells, self.queue_key))

@@ -186,7 +186,7 @@ class MimCo(WithMomentumTarget, MaskedPretrainer):
                  **teacher))
         self.model_patch_size = patch_size(self.backbone)
         self._build_masking(mask_generator, mask_ratio, mask_patch_size)
-        self._checked_feature_masks: Dict[int, bool] = {}
+        self._feature_masks_checked = False  # see _feature_mask
         one_of(patch_loss, PATCH_LOSSES, 'MimCo.patch_loss')
         one_of(patch_queue_key, PATCH_QUEUE_KEYS, 'MimCo.patch_queue_key')
         if patch_queue_key == 'masked' and self.masks_nothing:
@@ -339,9 +339,9 @@ class MimCo(WithMomentumTarget, MaskedPretrainer):
         masked = cells.all(dim=4).all(dim=2)
         # checked on the first step only (it reads the mask back to the
         # host); a generator's plans have the same structure every step
-        if self._checked_feature_masks.get(stride):
+        if self._feature_masks_checked:
             return masked
-        self._checked_feature_masks[stride] = True
+        self._feature_masks_checked = True
         if bool((cells.any(dim=4).any(dim=2) != masked).any()):
             name = f'MimCo.mask_patch_size={self.mask_patch_size}' \
                 if self.mask_patch_size is not None else \
